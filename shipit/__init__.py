@@ -1,0 +1,35 @@
+"""shipit: make the edit-run loop on a Dask cluster feel local.
+
+>>> import shipit
+>>> shipit.sync(client)            # ship the project in the current folder
+"""
+
+from .errors import (
+    ConfigError,
+    ConnectionFailed,
+    NoSchedulerError,
+    PackError,
+    PushFailed,
+    ShipitError,
+    SyntaxProblem,
+    UsageError,
+)
+from .report import NodeResult, SyncReport, UnitResult
+from .ship import Plan, plan, sync
+
+__all__ = [
+    "ConfigError",
+    "ConnectionFailed",
+    "NoSchedulerError",
+    "NodeResult",
+    "PackError",
+    "Plan",
+    "PushFailed",
+    "ShipitError",
+    "SyncReport",
+    "SyntaxProblem",
+    "UnitResult",
+    "UsageError",
+    "plan",
+    "sync",
+]

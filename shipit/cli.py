@@ -1,0 +1,149 @@
+"""The command line: parse, call one library function, render, map errors to exit codes.
+
+Exit codes: 0 ok, 1 a problem found (a failed push, a syntax error), 2 usage or connection.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from . import ship
+from .errors import ShipitError
+from .report import SyncReport
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    raise AssertionError
+
+
+def _fail(error: ShipitError) -> None:
+    click.secho(f"ERROR {error}", fg="red", err=True)
+    if error.tip:
+        click.echo(f"TIP   {error.tip}", err=True)
+    sys.exit(error.exit_code)
+
+
+def _handles_errors(command: F) -> F:
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ShipitError as e:
+            _fail(e)
+
+    return wrapper  # type: ignore[return-value]
+
+
+scheduler_option = click.option(
+    "--scheduler",
+    metavar="ADDR",
+    envvar="DASK_SCHEDULER_ADDRESS",
+    show_envvar=True,
+    help="Scheduler address, e.g. tcp://host:8786.",
+)
+timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=ship.DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for the scheduler to answer a connection.",
+)
+path_argument = click.argument(
+    "path", type=click.Path(exists=True, file_okay=False), default=".", required=False
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="Log more (-vv for debug).")
+@click.version_option(package_name="shipit")
+def main(verbose: int) -> None:
+    """Ship local code to a Dask cluster and keep every node's versions in parity."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@path_argument
+@scheduler_option
+@timeout_option
+@click.option("--dry-run", is_flag=True, help="List what would ship (units and files); connect nowhere.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_handles_errors
+def sync(path: str, scheduler: str | None, timeout: float, dry_run: bool, as_json: bool) -> None:
+    """Ship the project's modules and packages to the scheduler and every worker.
+
+    \b
+    shipit sync --scheduler tcp://10.0.0.5:8786
+    shipit sync --dry-run
+    """
+    if dry_run:
+        _render_plan(ship.plan(path), as_json)
+        return
+    report = ship.sync(scheduler and str(scheduler), path, timeout=timeout, strict=False)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _render_report(report)
+    sys.exit(0 if report.ok else 1)
+
+
+def _render_plan(plan: ship.Plan, as_json: bool) -> None:
+    if as_json:
+        data = {
+            "units": [
+                {"name": p.name, "origin": p.origin, "digest": p.digest, "size": p.size, "files": list(p.files)}
+                for p in plan.packs
+            ],
+            "problems": [str(p) for p in plan.problems],
+        }
+        click.echo(json.dumps(data, indent=2))
+    else:
+        for pack in plan.packs:
+            origin = "" if pack.origin == "project" else f"  ({pack.origin})"
+            click.echo(f"{pack.name}  {len(pack.files)} files  {_size(pack.size)}{origin}")
+            for rel in pack.files:
+                click.echo(f"  {rel}")
+        for problem in plan.problems:
+            click.secho(f"syntax error, would not ship: {problem}", fg="red", err=True)
+        total = sum(p.size for p in plan.packs)
+        click.echo(f"would ship {len(plan.packs)} unit(s), {_size(total)}; nothing was sent")
+    if plan.problems:
+        sys.exit(1)
+
+
+def _render_report(report: SyncReport) -> None:
+    nodes = len(report.nodes)
+    for unit in report.units:
+        if unit.status == "shipped":
+            click.echo(
+                f"shipped    {unit.name}  {unit.files} files  {_size(unit.bytes_sent)} sent  "
+                f"{report.confirmed}/{nodes} nodes"
+            )
+        elif unit.status == "removed":
+            click.echo(f"removed    {unit.name}")
+        elif unit.status == "not shipped":
+            click.secho(f"not shipped {unit.name}: the cluster keeps its last good version", fg="yellow")
+    for problem in report.problems:
+        click.secho(f"syntax error  {problem}", fg="red", err=True)
+    for address, error in report.failures.items():
+        click.secho(f"failed     {address}: {error}", fg="red", err=True)
+    shipped = len(report.shipped)
+    unchanged = sum(u.status == "unchanged" for u in report.units)
+    if shipped or any(u.status == "removed" for u in report.units):
+        summary = f"synced {shipped} unit(s) to {report.confirmed}/{nodes} nodes"
+    else:
+        summary = "nothing changed; no code sent"
+    click.echo(f"{summary} in {report.seconds * 1000:.0f} ms ({unchanged} unchanged)")

@@ -1,0 +1,401 @@
+"""What runs on the scheduler and on the workers.
+
+This module imports only the standard library and ``distributed``: the client pickles it
+by value, so nodes run it whether or not shipit is installed there.
+
+One scheduler plugin and one worker plugin, each registered once under the name
+``shipit``, carry every unit: the scheduler holds the current version of each unit (its
+manifest and file bytes) and answers three handlers; each node keeps every version in a
+folder of its own and switches ``sys.path`` and ``sys.modules`` from one to the next.
+
+- ``shipit_push``   client -> scheduler: new unit versions; the scheduler applies them
+                    to itself, then to every worker, and reports per node.
+- ``shipit_state``  the current versions: a joining worker catches up from it.
+- ``shipit_fetch``  file bytes by digest, for a worker that lacks some.
+- ``shipit_apply``  scheduler -> worker (installed on each worker by the worker plugin).
+"""
+
+from __future__ import annotations
+
+import _imp
+import asyncio
+import contextlib
+import hashlib
+import importlib
+import io
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+import zipfile
+from typing import Any
+
+from distributed.diagnostics.plugin import SchedulerPlugin, WorkerPlugin
+
+PLUGIN_NAME = "shipit"
+PROTOCOL = 1
+APPLY_TIMEOUT = 300.0  # seconds a worker may take to apply one push
+_KEEP_VERSIONS = 2  # the current version of a unit and the one before (tasks may still use it)
+
+logger = logging.getLogger("distributed.shipit")
+
+
+def _in_client_process() -> bool:
+    """True where this node shares the shipit client's process (an in-process LocalCluster).
+
+    There the code on disk is already the code, and purging modules would pull them out
+    from under the user's own objects.
+    """
+    return "shipit.ship" in sys.modules
+
+
+def _unzip(data: bytes, manifest: dict[str, str]) -> dict[str, bytes]:
+    """File bytes by digest from a pushed zip, each checked against the manifest."""
+    blobs = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        for name in zf.namelist():
+            content = zf.read(name)
+            digest = hashlib.sha256(content).hexdigest()
+            if manifest.get(name) != digest:
+                raise ValueError(f"{name}: content does not match its manifest entry")
+            blobs[digest] = content
+    return blobs
+
+
+def _purge_modules(name: str) -> int:
+    """Forget a top-level module and all its submodules, so the next import reads disk."""
+    gone = [m for m in sys.modules if m == name or m.startswith(name + ".")]
+    for m in gone:
+        del sys.modules[m]
+    return len(gone)
+
+
+class NodeStore:
+    """The shipped units of one process: their version folders and their place in sys.path."""
+
+    protocol = PROTOCOL
+
+    def __init__(self, directory: str, activate: bool = True) -> None:
+        self.directory = directory
+        self.activate = activate
+        self.units: dict[str, dict[str, Any]] = {}  # name -> digest, manifest, path
+        self.generation = 0
+        self.lock = asyncio.Lock()
+
+    def digests(self) -> dict[str, str]:
+        return {name: unit["digest"] for name, unit in self.units.items()}
+
+    async def apply(
+        self,
+        generation: int,
+        changed: list[dict[str, Any]],
+        removed: list[str],
+        blobs: dict[str, bytes],
+        fetch: Any = None,
+    ) -> dict[str, str]:
+        """Bring this node to ``generation``: stage changed units on disk, then switch."""
+        async with self.lock:
+            if generation < self.generation:  # a newer push got here first
+                return self.digests()
+            changed = [u for u in changed if self.units.get(u["name"], {}).get("digest") != u["digest"]]
+            removed = [name for name in removed if name in self.units]
+            if self.activate and (changed or removed):
+                local = self._local_files()
+                needed = {
+                    d
+                    for u in changed
+                    for d in u["manifest"].values()
+                    if d not in blobs and d not in local
+                }
+                if needed:
+                    if fetch is None:
+                        raise RuntimeError(f"{len(needed)} file(s) missing and nowhere to fetch them")
+                    blobs = {**blobs, **await fetch(sorted(needed))}
+                loop = asyncio.get_running_loop()
+                staged = await loop.run_in_executor(None, self._stage_all, changed, blobs, local)
+                self._switch(changed, staged, removed)
+                await loop.run_in_executor(None, self._collect_garbage)
+            elif not self.activate:
+                for u in changed:
+                    self.units[u["name"]] = {"digest": u["digest"], "manifest": u["manifest"], "path": None}
+                for name in removed:
+                    self.units.pop(name, None)
+            self.generation = generation
+            return self.digests()
+
+    def _local_files(self) -> dict[str, str]:
+        """Where each file digest already lies on this node, to link instead of copy."""
+        found = {}
+        for unit in self.units.values():
+            for rel, digest in unit["manifest"].items():
+                found[digest] = os.path.join(unit["path"], rel)
+        return found
+
+    def _version_dir(self, unit: dict[str, Any]) -> str:
+        return os.path.join(self.directory, f"{unit['name']}-{unit['digest'][:16]}")
+
+    def _stage_all(
+        self, changed: list[dict[str, Any]], blobs: dict[str, bytes], local: dict[str, str]
+    ) -> dict[str, str]:
+        return {u["name"]: self._stage(u, blobs, local) for u in changed}
+
+    def _stage(self, unit: dict[str, Any], blobs: dict[str, bytes], local: dict[str, str]) -> str:
+        """Build a unit's version folder beside the live ones, then rename it into place."""
+        final = self._version_dir(unit)
+        if os.path.isdir(final):  # renamed into place only when complete
+            return final
+        os.makedirs(self.directory, exist_ok=True)
+        tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            for rel, digest in unit["manifest"].items():
+                dest = os.path.join(tmp, *rel.split("/"))
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                data = blobs.get(digest)
+                if data is not None:
+                    with open(dest, "wb") as f:
+                        f.write(data)
+                    continue
+                try:
+                    os.link(local[digest], dest)  # version files are never written in place
+                except OSError:
+                    shutil.copyfile(local[digest], dest)
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final
+
+    def _switch(self, changed: list[dict[str, Any]], staged: dict[str, str], removed: list[str]) -> None:
+        """Point imports at the new versions, holding the import lock so no import sees half."""
+        _imp.acquire_lock()
+        try:
+            for name in [*staged, *removed]:
+                old = self.units.pop(name, None)
+                if old is not None:
+                    with contextlib.suppress(ValueError):
+                        sys.path.remove(old["path"])
+                    sys.path_importer_cache.pop(old["path"], None)
+                _purge_modules(name)
+            for unit in changed:
+                path = staged[unit["name"]]
+                sys.path.insert(0, path)
+                self.units[unit["name"]] = {"digest": unit["digest"], "manifest": unit["manifest"], "path": path}
+            importlib.invalidate_caches()
+        finally:
+            _imp.release_lock()
+
+    def _collect_garbage(self) -> None:
+        """Delete version folders beyond the newest few of each unit."""
+        live = {u["path"] for u in self.units.values()}
+        by_unit: dict[str, list[tuple[float, str]]] = {}
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.directory) as entries:
+            for entry in entries:
+                if ".tmp-" in entry.name or not entry.is_dir():
+                    continue
+                name = entry.name.rpartition("-")[0]
+                by_unit.setdefault(name, []).append((entry.stat().st_mtime, entry.path))
+        for name, versions in by_unit.items():
+            keep = 0 if name not in self.units else _KEEP_VERSIONS
+            for _, path in sorted(versions, reverse=True)[keep:]:
+                if path not in live:
+                    shutil.rmtree(path, ignore_errors=True)
+
+
+def _error_text(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    return f"{type(e).__name__}: {text}" if str(e) else text
+
+
+class ShipitSchedulerPlugin(SchedulerPlugin):
+    """Holds the current version of every unit and fans pushes out to the workers."""
+
+    name = PLUGIN_NAME
+
+    def __init__(self, agent: str) -> None:
+        self.agent = agent
+
+    async def start(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+        self.units: dict[str, dict[str, Any]] = {}  # name -> digest, manifest, project
+        self.blobs: dict[str, bytes] = {}
+        self.generation = 0
+        self.lock = asyncio.Lock()
+        directory = os.path.join(
+            getattr(scheduler, "local_directory", None) or tempfile.gettempdir(),
+            f"shipit-scheduler-{os.getpid()}",
+        )
+        self.store = NodeStore(directory, activate=not _in_client_process())
+        scheduler.handlers.update(
+            shipit_push=self.push, shipit_state=self.state, shipit_fetch=self.fetch
+        )
+        scheduler.set_metadata(keys=["shipit-agent"], value=self.agent)
+
+    async def close(self) -> None:
+        shutil.rmtree(self.store.directory, ignore_errors=True)
+
+    def state(self) -> dict[str, Any]:
+        return {"agent": self.agent, "generation": self.generation, "units": self.units}
+
+    def fetch(self, digests: list[str]) -> dict[str, bytes]:
+        return {d: self.blobs[d] for d in digests if d in self.blobs}
+
+    async def push(
+        self,
+        project: str,
+        units: list[dict[str, Any]],
+        payloads: dict[str, bytes],
+        timeout: float = APPLY_TIMEOUT,
+    ) -> dict[str, Any]:
+        """Take a project's full unit list; ship what changed and drop what it no longer has.
+
+        ``units`` holds every unit of the project as {name, digest} and, for the ones that
+        changed, their manifest; ``payloads`` maps unit name to a zip of the files the
+        scheduler may lack. Replies "missing" with the digests it still needs.
+        """
+        async with self.lock:
+            started = time.perf_counter()
+            names = {u["name"] for u in units}
+            changed = [u for u in units if self.units.get(u["name"], {}).get("digest") != u["digest"]]
+            without_manifest = [u["name"] for u in changed if "manifest" not in u]
+            if without_manifest:
+                return {"status": "missing-units", "units": without_manifest}
+            blobs: dict[str, bytes] = {}
+            for u in changed:
+                if u["name"] in payloads:
+                    blobs.update(_unzip(payloads[u["name"]], u["manifest"]))
+            missing = sorted(
+                {d for u in changed for d in u["manifest"].values()} - blobs.keys() - self.blobs.keys()
+            )
+            if missing:
+                return {"status": "missing", "digests": missing}
+            removed = [n for n, u in self.units.items() if u["project"] == project and n not in names]
+            if not changed and not removed:
+                return {"status": "OK", "generation": self.generation, "nodes": {}, "changed": []}
+
+            others = [u["name"] for u in changed if self.units.get(u["name"], {}).get("project", project) != project]
+            for name in others:
+                logger.warning("shipit: unit %r now comes from %s", name, project)
+            for u in changed:
+                self.units[u["name"]] = {"digest": u["digest"], "manifest": u["manifest"], "project": project}
+            for name in removed:
+                del self.units[name]
+            self.blobs.update(blobs)
+            live = {d for u in self.units.values() for d in u["manifest"].values()}
+            self.blobs = {d: b for d, b in self.blobs.items() if d in live}
+            self.generation += 1
+            update = {
+                "generation": self.generation,
+                "changed": [{k: u[k] for k in ("name", "digest", "manifest")} for u in changed],
+                "removed": removed,
+            }
+            # The scheduler unpickles task specs too: it takes the code before any worker.
+            nodes: dict[str, dict[str, Any]] = {}
+            try:
+                await self.store.apply(blobs=blobs, fetch=self._fetch_local, **update)
+                nodes[self.scheduler.address] = {"role": "scheduler", "ok": True}
+            except Exception as e:
+                logger.exception("shipit: the scheduler could not apply generation %d", self.generation)
+                nodes[self.scheduler.address] = {"role": "scheduler", "ok": False, "error": _error_text(e)}
+            nodes.update(await self._to_workers(update, payloads, timeout))
+            logger.info(
+                "shipit: generation %d (%s) on %d node(s) in %.0f ms",
+                self.generation,
+                ", ".join(u["name"] for u in changed) or "removals",
+                len(nodes),
+                (time.perf_counter() - started) * 1000,
+            )
+            return {
+                "status": "OK",
+                "generation": self.generation,
+                "nodes": nodes,
+                "changed": [u["name"] for u in changed],
+                "removed": removed,
+            }
+
+    async def _fetch_local(self, digests: list[str]) -> dict[str, bytes]:
+        return self.fetch(digests)
+
+    async def _to_workers(
+        self, update: dict[str, Any], payloads: dict[str, bytes], timeout: float
+    ) -> dict[str, dict[str, Any]]:
+        names = {u["name"] for u in update["changed"]}
+        msg = {**update, "base": update["generation"] - 1, "payloads": {n: p for n, p in payloads.items() if n in names}}
+
+        async def one(address: str) -> dict[str, Any]:
+            for attempt in range(2):
+                try:
+                    reply = await asyncio.wait_for(self.scheduler.rpc(address).shipit_apply(**msg), timeout)
+                except Exception as e:
+                    return {"role": "worker", "ok": False, "error": _error_text(e)}
+                if reply is not None:
+                    stale = [u["name"] for u in update["changed"] if reply.get(u["name"]) != u["digest"]]
+                    if stale:
+                        return {"role": "worker", "ok": False, "error": f"still on old {', '.join(stale)}"}
+                    return {"role": "worker", "ok": True}
+                # None: a worker that joined a moment ago has not installed the handler yet.
+                await asyncio.sleep(0.2)
+                if address not in self.scheduler.workers:
+                    break
+            return {"role": "worker", "ok": False, "error": "the shipit worker plugin did not answer"}
+
+        addresses = list(self.scheduler.workers)
+        replies = await asyncio.gather(*(one(a) for a in addresses))
+        return dict(zip(addresses, replies))
+
+
+class ShipitWorkerPlugin(WorkerPlugin):
+    """Installs the ``shipit_apply`` handler on a worker and catches it up with the scheduler."""
+
+    name = PLUGIN_NAME
+
+    def __init__(self, agent: str) -> None:
+        self.agent = agent
+
+    async def setup(self, worker: Any) -> None:
+        store = getattr(worker, "_shipit_store", None)
+        if store is None or getattr(store, "protocol", None) != PROTOCOL:
+            store = NodeStore(
+                os.path.join(worker.local_directory, "shipit"), activate=not _in_client_process()
+            )
+            worker._shipit_store = store
+        self.worker = worker
+        self.store = store
+        worker.handlers["shipit_apply"] = self.apply
+        await self.catch_up()
+
+    async def fetch(self, digests: list[str]) -> dict[str, bytes]:
+        found = await self.worker.scheduler.shipit_fetch(digests=digests)
+        lacking = set(digests) - set(found)
+        if lacking:
+            raise RuntimeError(f"the scheduler no longer holds {len(lacking)} file(s); sync again")
+        return found
+
+    async def catch_up(self) -> None:
+        """Take the scheduler's whole current state: what a joining or lagging worker needs."""
+        state = await self.worker.scheduler.shipit_state()
+        if state is None:  # no scheduler plugin yet
+            return
+        units = state["units"]
+        changed = [{"name": n, **u} for n, u in units.items()]
+        removed = [n for n in self.store.units if n not in units]
+        await self.store.apply(state["generation"], changed, removed, {}, self.fetch)
+
+    async def apply(
+        self,
+        generation: int,
+        base: int,
+        changed: list[dict[str, Any]],
+        removed: list[str],
+        payloads: dict[str, bytes],
+    ) -> dict[str, str]:
+        if self.store.generation != base:  # missed a push (joined, failed, restarted): take it all
+            await self.catch_up()
+            return self.store.digests()
+        blobs: dict[str, bytes] = {}
+        manifests = {u["name"]: u["manifest"] for u in changed}
+        for name, data in payloads.items():
+            blobs.update(_unzip(data, manifests[name]))
+        return await self.store.apply(generation, changed, removed, blobs, self.fetch)

@@ -1,0 +1,256 @@
+"""Shipping: the client side of a sync.
+
+A :class:`Shipper` holds one client and what it last saw of the cluster, so that a watch
+session sends only the files that changed. :func:`sync` is the one-shot use of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import dask.config
+from distributed import Client
+
+from . import remote
+from .config import Config, load_config
+from .discover import Project
+from .errors import ConnectionFailed, NoSchedulerError, PackError, PushFailed, ShipitError, SyntaxProblem
+from .pack import Pack, Packer, StaleFile
+from .report import NodeResult, SyncReport, UnitResult
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 10.0
+# The agent's version is its source: a change to remote.py re-registers the plugins.
+AGENT = hashlib.sha256(Path(remote.__file__).read_bytes()).hexdigest()[:16]
+
+
+def scheduler_address(given: str | None = None) -> str:
+    """The address to use: the one given, else DASK_SCHEDULER_ADDRESS (Dask's own setting)."""
+    address = given or os.environ.get("DASK_SCHEDULER_ADDRESS") or dask.config.get(
+        "scheduler-address", None
+    )
+    if not address:
+        raise NoSchedulerError()
+    return str(address)
+
+
+@contextlib.contextmanager
+def connect(client: Client | str | None, timeout: float = DEFAULT_TIMEOUT) -> Iterator[Client]:
+    """Yield a connected client: the one given, or a new one that is closed afterwards."""
+    if isinstance(client, Client):
+        yield client
+        return
+    address = scheduler_address(client)
+    try:
+        new = Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise ConnectionFailed(address, _first_line(e), timeout) from None
+    try:
+        yield new
+    finally:
+        new.close()
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def project_id(root: Path) -> str:
+    """Names a project on the cluster, so a sync removes only its own vanished units."""
+    return f"{socket.gethostname()}:{root}"
+
+
+def _dumps_by_value(plugin: object) -> bytes:
+    cloudpickle.register_pickle_by_value(remote)
+    try:
+        return cloudpickle.dumps(plugin)
+    finally:
+        cloudpickle.unregister_pickle_by_value(remote)
+
+
+class Shipper:
+    """Ships packs of one project into one cluster, remembering what the cluster holds."""
+
+    def __init__(self, client: Client, root: Path, timeout: float = remote.APPLY_TIMEOUT) -> None:
+        self.client = client
+        self.project = project_id(root)
+        self.timeout = timeout
+        self.remote: dict[str, dict[str, Any]] = {}  # what the scheduler holds: name -> digest, manifest
+
+    def _call(self, op: str, **kwargs: Any) -> Any:
+        async def call() -> Any:
+            return await asyncio.wait_for(getattr(self.client.scheduler, op)(**kwargs), self.timeout)
+
+        return self.client.sync(call)
+
+    def install_agent(self) -> None:
+        """Register shipit's two plugins once; again only when remote.py itself changed."""
+        if self._call("get_metadata", keys=["shipit-agent"], default=None) != AGENT:
+            logger.info("installing the shipit agent %s on the cluster", AGENT)
+            self._call(
+                "register_scheduler_plugin",
+                plugin=_dumps_by_value(remote.ShipitSchedulerPlugin(AGENT)),
+                name=remote.PLUGIN_NAME,
+                idempotent=False,
+            )
+            replies = self._call(
+                "register_worker_plugin",
+                plugin=_dumps_by_value(remote.ShipitWorkerPlugin(AGENT)),
+                name=remote.PLUGIN_NAME,
+                idempotent=False,
+            )
+            for address, reply in replies.items():
+                if reply.get("status") != "OK":
+                    logger.warning("the shipit agent failed on %s: %s", address, reply.get("exception"))
+        state = self._call("shipit_state")
+        self.remote = {name: dict(u) for name, u in state["units"].items()}
+
+    def push(self, packs: Sequence[Pack], problems: Sequence[SyntaxProblem] = ()) -> SyncReport:
+        """Send what changed; return once every node confirmed it (or said why not)."""
+        started = time.perf_counter()
+        if not self.remote:
+            self.install_agent()
+        # A unit that does not compile keeps its last good version on the cluster.
+        held_back = sorted({p.unit for p in problems if p.unit in self.remote})
+        missing: set[str] = set()
+        for _ in range(3):
+            units, payloads = self._message(packs, held_back, missing)
+            reply = self._call(
+                "shipit_push", project=self.project, units=units, payloads=payloads, timeout=self.timeout
+            )
+            if reply["status"] == "missing-units":  # the cluster forgot them (a new scheduler)
+                for name in reply["units"]:
+                    self.remote.pop(name, None)
+            elif reply["status"] == "missing":
+                missing = set(reply["digests"])
+            else:
+                break
+        else:
+            raise ShipitError("the scheduler kept asking for files; is another client pushing the same units?")
+
+        changed = set(reply["changed"])
+        for pack in packs:
+            self.remote[pack.name] = {"digest": pack.digest, "manifest": dict(pack.manifest)}
+        for name in reply.get("removed", ()):
+            self.remote.pop(name, None)
+        results = [
+            UnitResult(
+                name=p.name,
+                status="shipped" if p.name in changed else "unchanged",
+                digest=p.digest,
+                files=len(p.manifest),
+                size=p.size,
+                bytes_sent=len(payloads.get(p.name, b"")) if p.name in changed else 0,
+                origin=p.origin,
+            )
+            for p in packs
+        ]
+        results += [UnitResult(name=n, status="removed") for n in reply.get("removed", ())]
+        results += [
+            UnitResult(name=n, status="not shipped") for n in sorted({p.unit for p in problems if p.unit})
+        ]
+        nodes = tuple(
+            NodeResult(address=a, role=r["role"], error=r.get("error") if not r["ok"] else None)
+            for a, r in sorted(reply["nodes"].items(), key=lambda i: (i[1]["role"] != "scheduler", i[0]))
+        )
+        return SyncReport(
+            units=tuple(sorted(results, key=lambda u: u.name)),
+            nodes=nodes,
+            problems=tuple(problems),
+            seconds=time.perf_counter() - started,
+            generation=reply["generation"],
+        )
+
+    def _message(
+        self, packs: Sequence[Pack], held_back: Sequence[str], missing: set[str]
+    ) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+        """The project's full unit list, and a zip per unit of the files the cluster lacks."""
+        units, payloads = [], {}
+        for pack in packs:
+            entry = self._entry(pack)
+            units.append(entry)
+            wanted = {rel for rel, digest in pack.manifest.items() if digest in missing}
+            if "manifest" in entry:
+                wanted.update(self._unsent(pack))
+            if wanted:
+                payloads[pack.name] = pack.zip(wanted)
+        units += [{"name": n, "digest": self.remote[n]["digest"]} for n in held_back]
+        return units, payloads
+
+    def _entry(self, pack: Pack) -> dict[str, Any]:
+        if self.remote.get(pack.name, {}).get("digest") == pack.digest:
+            return {"name": pack.name, "digest": pack.digest}
+        return {"name": pack.name, "digest": pack.digest, "manifest": dict(pack.manifest)}
+
+    def _unsent(self, pack: Pack) -> list[str]:
+        """The files of a pack whose content the cluster's copy of the unit does not have."""
+        have = set(self.remote.get(pack.name, {}).get("manifest", {}).values())
+        return [rel for rel, digest in pack.manifest.items() if digest not in have]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a sync of this project would ship: the packs that compile and the problems."""
+
+    config: Config
+    packs: tuple[Pack, ...]
+    problems: tuple[SyntaxProblem, ...]
+
+
+def plan(path: str | Path = ".", packer: Packer | None = None) -> Plan:
+    """Discover and pack the project at ``path``, without connecting anywhere.
+
+    >>> [p.name for p in plan("examples/montecarlo").packs]
+    ['montecarlo']
+    """
+    config = load_config(path)
+    units = Project(config).units()
+    packs, problems = (packer or Packer()).pack(units)
+    return Plan(config=config, packs=tuple(packs), problems=tuple(problems))
+
+
+def sync(
+    client: Client | str | None = None,
+    path: str | Path = ".",
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    strict: bool = True,
+) -> SyncReport:
+    """Ship the project at ``path`` to the scheduler and every worker; no restart.
+
+    ``client`` is a connected :class:`distributed.Client`, a scheduler address, or None for
+    ``DASK_SCHEDULER_ADDRESS``. Returns once every node confirmed the new code. With
+    ``strict`` (the default) a unit that does not compile raises :class:`PackError` and a
+    node that failed raises :class:`PushFailed`, after the rest has shipped.
+
+    >>> report = shipit.sync(client)
+    >>> [u.name for u in report.shipped]
+    ['montecarlo']
+    """
+    the_plan = plan(path)
+    with connect(client, timeout) as c:
+        for _ in range(3):
+            try:
+                report = Shipper(c, the_plan.config.root).push(the_plan.packs, the_plan.problems)
+                break
+            except StaleFile:  # edited mid-sync: take the new snapshot
+                the_plan = plan(path)
+        else:
+            raise ShipitError("files kept changing during the sync; try again when they settle")
+    if strict and report.problems:
+        raise PackError(report.problems)
+    if strict and report.failures:
+        raise PushFailed(report.failures, report)
+    return report
