@@ -16,6 +16,7 @@ from .errors import (
 )
 from .report import NodeResult, SyncReport, UnitResult
 from .ship import Plan, plan, sync
+from .watch import Watch, WatchEvent, watch
 
 __all__ = [
     "ConfigError",
@@ -30,6 +31,9 @@ __all__ = [
     "SyntaxProblem",
     "UnitResult",
     "UsageError",
+    "Watch",
+    "WatchEvent",
     "plan",
     "sync",
+    "watch",
 ]

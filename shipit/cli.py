@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ import click
 from . import ship
 from .errors import ShipitError
 from .report import SyncReport
+from .watch import Watch, WatchEvent
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,7 +81,9 @@ def main(verbose: int) -> None:
 @path_argument
 @scheduler_option
 @timeout_option
-@click.option("--dry-run", is_flag=True, help="List what would ship (units and files); connect nowhere.")
+@click.option(
+    "--dry-run", is_flag=True, help="List what would ship (units and files); connect nowhere."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @_handles_errors
 def sync(path: str, scheduler: str | None, timeout: float, dry_run: bool, as_json: bool) -> None:
@@ -104,7 +108,13 @@ def _render_plan(plan: ship.Plan, as_json: bool) -> None:
     if as_json:
         data = {
             "units": [
-                {"name": p.name, "origin": p.origin, "digest": p.digest, "size": p.size, "files": list(p.files)}
+                {
+                    "name": p.name,
+                    "origin": p.origin,
+                    "digest": p.digest,
+                    "size": p.size,
+                    "files": list(p.files),
+                }
                 for p in plan.packs
             ],
             "problems": [str(p) for p in plan.problems],
@@ -135,7 +145,9 @@ def _render_report(report: SyncReport) -> None:
         elif unit.status == "removed":
             click.echo(f"removed    {unit.name}")
         elif unit.status == "not shipped":
-            click.secho(f"not shipped {unit.name}: the cluster keeps its last good version", fg="yellow")
+            click.secho(
+                f"not shipped {unit.name}: the cluster keeps its last good version", fg="yellow"
+            )
     for problem in report.problems:
         click.secho(f"syntax error  {problem}", fg="red", err=True)
     for address, error in report.failures.items():
@@ -147,3 +159,58 @@ def _render_report(report: SyncReport) -> None:
     else:
         summary = "nothing changed; no code sent"
     click.echo(f"{summary} in {report.seconds * 1000:.0f} ms ({unchanged} unchanged)")
+
+
+@main.command()
+@path_argument
+@scheduler_option
+@timeout_option
+@click.option(
+    "--workers",
+    "n_workers",
+    type=click.IntRange(min=1),
+    help="Workers of the local cluster started when no scheduler is given.",
+)
+@click.option(
+    "--debounce",
+    type=click.FloatRange(min=0.0),
+    default=10.0,
+    show_default=True,
+    help="Milliseconds of quiet that end a burst of file events.",
+)
+@_handles_errors
+def watch(
+    path: str, scheduler: str | None, timeout: float, n_workers: int | None, debounce: float
+) -> None:
+    """Ship every saved change to the cluster, until Ctrl-C.
+
+    Without --scheduler and DASK_SCHEDULER_ADDRESS, starts a local cluster and prints
+    its address, for scripts and notebooks to connect to.
+
+    \b
+    shipit watch --scheduler tcp://10.0.0.5:8786
+    shipit watch --workers 4
+    """
+    handle = Watch(
+        scheduler,
+        path,
+        on_event=_echo_event,
+        debounce=debounce / 1000,
+        timeout=timeout,
+        n_workers=n_workers,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: handle.stop())
+    try:
+        handle.start()
+        click.echo(f"watching {', '.join(map(str, handle.project.watch_roots))}; Ctrl-C stops")
+        handle.wait()
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup
+        handle.stop()
+
+
+def _echo_event(event: WatchEvent) -> None:
+    if event.kind in ("syntax-error", "failed", "disconnected"):
+        click.secho(str(event), fg="red" if event.kind != "disconnected" else "yellow", err=True)
+    elif event.kind != "stopped":
+        click.echo(str(event))

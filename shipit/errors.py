@@ -66,7 +66,7 @@ class SyntaxProblem:
 
 
 class PackError(ShipitError):
-    """Some units do not compile; they were not shipped and the cluster keeps their last good code."""
+    """Some units do not compile: not shipped; the cluster keeps their last good code."""
 
     def __init__(self, problems: Sequence[SyntaxProblem]) -> None:
         self.problems = tuple(problems)

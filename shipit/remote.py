@@ -44,12 +44,14 @@ logger = logging.getLogger("distributed.shipit")
 
 
 def _in_client_process() -> bool:
-    """True where this node shares the shipit client's process (an in-process LocalCluster).
+    """True where this node shares a shipit client's process (an in-process LocalCluster).
 
     There the code on disk is already the code, and purging modules would pull them out
-    from under the user's own objects.
+    from under the user's own objects. The flag is set when a Shipper is created, so the
+    worker processes a LocalCluster spawns (which re-import the parent's main module,
+    and with it shipit) do not carry it.
     """
-    return "shipit.ship" in sys.modules
+    return bool(getattr(sys.modules.get("shipit.ship"), "CLIENT_PROCESS", False))
 
 
 def _unzip(data: bytes, manifest: dict[str, str]) -> dict[str, bytes]:
@@ -100,7 +102,9 @@ class NodeStore:
         async with self.lock:
             if generation < self.generation:  # a newer push got here first
                 return self.digests()
-            changed = [u for u in changed if self.units.get(u["name"], {}).get("digest") != u["digest"]]
+            changed = [
+                u for u in changed if self.units.get(u["name"], {}).get("digest") != u["digest"]
+            ]
             removed = [name for name in removed if name in self.units]
             if self.activate and (changed or removed):
                 local = self._local_files()
@@ -112,15 +116,22 @@ class NodeStore:
                 }
                 if needed:
                     if fetch is None:
-                        raise RuntimeError(f"{len(needed)} file(s) missing and nowhere to fetch them")
+                        raise RuntimeError(
+                            f"{len(needed)} file(s) missing and nowhere to fetch them"
+                        )
                     blobs = {**blobs, **await fetch(sorted(needed))}
                 loop = asyncio.get_running_loop()
                 staged = await loop.run_in_executor(None, self._stage_all, changed, blobs, local)
                 self._switch(changed, staged, removed)
-                await loop.run_in_executor(None, self._collect_garbage)
+                # Old versions are deleted after the reply: the push does not wait on rmtree.
+                loop.run_in_executor(None, self._collect_garbage)
             elif not self.activate:
                 for u in changed:
-                    self.units[u["name"]] = {"digest": u["digest"], "manifest": u["manifest"], "path": None}
+                    self.units[u["name"]] = {
+                        "digest": u["digest"],
+                        "manifest": u["manifest"],
+                        "path": None,
+                    }
                 for name in removed:
                     self.units.pop(name, None)
             self.generation = generation
@@ -168,7 +179,9 @@ class NodeStore:
             raise
         return final
 
-    def _switch(self, changed: list[dict[str, Any]], staged: dict[str, str], removed: list[str]) -> None:
+    def _switch(
+        self, changed: list[dict[str, Any]], staged: dict[str, str], removed: list[str]
+    ) -> None:
         """Point imports at the new versions, holding the import lock so no import sees half."""
         _imp.acquire_lock()
         try:
@@ -182,7 +195,11 @@ class NodeStore:
             for unit in changed:
                 path = staged[unit["name"]]
                 sys.path.insert(0, path)
-                self.units[unit["name"]] = {"digest": unit["digest"], "manifest": unit["manifest"], "path": path}
+                self.units[unit["name"]] = {
+                    "digest": unit["digest"],
+                    "manifest": unit["manifest"],
+                    "path": path,
+                }
             importlib.invalidate_caches()
         finally:
             _imp.release_lock()
@@ -258,7 +275,9 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
         async with self.lock:
             started = time.perf_counter()
             names = {u["name"] for u in units}
-            changed = [u for u in units if self.units.get(u["name"], {}).get("digest") != u["digest"]]
+            changed = [
+                u for u in units if self.units.get(u["name"], {}).get("digest") != u["digest"]
+            ]
             without_manifest = [u["name"] for u in changed if "manifest" not in u]
             if without_manifest:
                 return {"status": "missing-units", "units": without_manifest}
@@ -267,19 +286,31 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
                 if u["name"] in payloads:
                     blobs.update(_unzip(payloads[u["name"]], u["manifest"]))
             missing = sorted(
-                {d for u in changed for d in u["manifest"].values()} - blobs.keys() - self.blobs.keys()
+                {d for u in changed for d in u["manifest"].values()}
+                - blobs.keys()
+                - self.blobs.keys()
             )
             if missing:
                 return {"status": "missing", "digests": missing}
-            removed = [n for n, u in self.units.items() if u["project"] == project and n not in names]
+            removed = [
+                n for n, u in self.units.items() if u["project"] == project and n not in names
+            ]
             if not changed and not removed:
                 return {"status": "OK", "generation": self.generation, "nodes": {}, "changed": []}
 
-            others = [u["name"] for u in changed if self.units.get(u["name"], {}).get("project", project) != project]
+            others = [
+                u["name"]
+                for u in changed
+                if self.units.get(u["name"], {}).get("project", project) != project
+            ]
             for name in others:
                 logger.warning("shipit: unit %r now comes from %s", name, project)
             for u in changed:
-                self.units[u["name"]] = {"digest": u["digest"], "manifest": u["manifest"], "project": project}
+                self.units[u["name"]] = {
+                    "digest": u["digest"],
+                    "manifest": u["manifest"],
+                    "project": project,
+                }
             for name in removed:
                 del self.units[name]
             self.blobs.update(blobs)
@@ -297,8 +328,14 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
                 await self.store.apply(blobs=blobs, fetch=self._fetch_local, **update)
                 nodes[self.scheduler.address] = {"role": "scheduler", "ok": True}
             except Exception as e:
-                logger.exception("shipit: the scheduler could not apply generation %d", self.generation)
-                nodes[self.scheduler.address] = {"role": "scheduler", "ok": False, "error": _error_text(e)}
+                logger.exception(
+                    "shipit: the scheduler could not apply generation %d", self.generation
+                )
+                nodes[self.scheduler.address] = {
+                    "role": "scheduler",
+                    "ok": False,
+                    "error": _error_text(e),
+                }
             nodes.update(await self._to_workers(update, payloads, timeout))
             logger.info(
                 "shipit: generation %d (%s) on %d node(s) in %.0f ms",
@@ -322,28 +359,44 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
         self, update: dict[str, Any], payloads: dict[str, bytes], timeout: float
     ) -> dict[str, dict[str, Any]]:
         names = {u["name"] for u in update["changed"]}
-        msg = {**update, "base": update["generation"] - 1, "payloads": {n: p for n, p in payloads.items() if n in names}}
+        msg = {
+            **update,
+            "base": update["generation"] - 1,
+            "payloads": {n: p for n, p in payloads.items() if n in names},
+        }
 
         async def one(address: str) -> dict[str, Any]:
-            for attempt in range(2):
+            for _attempt in range(2):
                 try:
-                    reply = await asyncio.wait_for(self.scheduler.rpc(address).shipit_apply(**msg), timeout)
+                    reply = await asyncio.wait_for(
+                        self.scheduler.rpc(address).shipit_apply(**msg), timeout
+                    )
                 except Exception as e:
                     return {"role": "worker", "ok": False, "error": _error_text(e)}
                 if reply is not None:
-                    stale = [u["name"] for u in update["changed"] if reply.get(u["name"]) != u["digest"]]
+                    stale = [
+                        u["name"] for u in update["changed"] if reply.get(u["name"]) != u["digest"]
+                    ]
                     if stale:
-                        return {"role": "worker", "ok": False, "error": f"still on old {', '.join(stale)}"}
+                        return {
+                            "role": "worker",
+                            "ok": False,
+                            "error": f"still on old {', '.join(stale)}",
+                        }
                     return {"role": "worker", "ok": True}
                 # None: a worker that joined a moment ago has not installed the handler yet.
                 await asyncio.sleep(0.2)
                 if address not in self.scheduler.workers:
                     break
-            return {"role": "worker", "ok": False, "error": "the shipit worker plugin did not answer"}
+            return {
+                "role": "worker",
+                "ok": False,
+                "error": "the shipit worker plugin did not answer",
+            }
 
         addresses = list(self.scheduler.workers)
         replies = await asyncio.gather(*(one(a) for a in addresses))
-        return dict(zip(addresses, replies))
+        return dict(zip(addresses, replies, strict=True))
 
 
 class ShipitWorkerPlugin(WorkerPlugin):

@@ -25,21 +25,32 @@ from distributed import Client
 from . import remote
 from .config import Config, load_config
 from .discover import Project
-from .errors import ConnectionFailed, NoSchedulerError, PackError, PushFailed, ShipitError, SyntaxProblem
+from .errors import (
+    ConnectionFailed,
+    NoSchedulerError,
+    PackError,
+    PushFailed,
+    ShipitError,
+    SyntaxProblem,
+)
 from .pack import Pack, Packer, StaleFile
 from .report import NodeResult, SyncReport, UnitResult
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
+# Set once this process ships code; nodes living in it (an in-process scheduler) read it.
+CLIENT_PROCESS = False
 # The agent's version is its source: a change to remote.py re-registers the plugins.
 AGENT = hashlib.sha256(Path(remote.__file__).read_bytes()).hexdigest()[:16]
 
 
 def scheduler_address(given: str | None = None) -> str:
     """The address to use: the one given, else DASK_SCHEDULER_ADDRESS (Dask's own setting)."""
-    address = given or os.environ.get("DASK_SCHEDULER_ADDRESS") or dask.config.get(
-        "scheduler-address", None
+    address = (
+        given
+        or os.environ.get("DASK_SCHEDULER_ADDRESS")
+        or dask.config.get("scheduler-address", None)
     )
     if not address:
         raise NoSchedulerError()
@@ -52,15 +63,19 @@ def connect(client: Client | str | None, timeout: float = DEFAULT_TIMEOUT) -> It
     if isinstance(client, Client):
         yield client
         return
-    address = scheduler_address(client)
-    try:
-        new = Client(address, timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as e:
-        raise ConnectionFailed(address, _first_line(e), timeout) from None
+    new = open_client(scheduler_address(client), timeout)
     try:
         yield new
     finally:
         new.close()
+
+
+def open_client(address: str, timeout: float = DEFAULT_TIMEOUT) -> Client:
+    """A new client of the scheduler at ``address``, or :class:`ConnectionFailed` in ``timeout``."""
+    try:
+        return Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise ConnectionFailed(address, _first_line(e), timeout) from None
 
 
 def _first_line(e: BaseException) -> str:
@@ -84,14 +99,20 @@ class Shipper:
     """Ships packs of one project into one cluster, remembering what the cluster holds."""
 
     def __init__(self, client: Client, root: Path, timeout: float = remote.APPLY_TIMEOUT) -> None:
+        global CLIENT_PROCESS
+        CLIENT_PROCESS = True
         self.client = client
         self.project = project_id(root)
         self.timeout = timeout
-        self.remote: dict[str, dict[str, Any]] = {}  # what the scheduler holds: name -> digest, manifest
+        self.remote: dict[
+            str, dict[str, Any]
+        ] = {}  # what the scheduler holds: name -> digest, manifest
 
     def _call(self, op: str, **kwargs: Any) -> Any:
         async def call() -> Any:
-            return await asyncio.wait_for(getattr(self.client.scheduler, op)(**kwargs), self.timeout)
+            return await asyncio.wait_for(
+                getattr(self.client.scheduler, op)(**kwargs), self.timeout
+            )
 
         return self.client.sync(call)
 
@@ -113,9 +134,21 @@ class Shipper:
             )
             for address, reply in replies.items():
                 if reply.get("status") != "OK":
-                    logger.warning("the shipit agent failed on %s: %s", address, reply.get("exception"))
+                    logger.warning(
+                        "the shipit agent failed on %s: %s", address, reply.get("exception")
+                    )
         state = self._call("shipit_state")
         self.remote = {name: dict(u) for name, u in state["units"].items()}
+        self.own = {name for name, u in state["units"].items() if u["project"] == self.project}
+
+    def is_current(self, packs: Sequence[Pack], problems: Sequence[SyntaxProblem] = ()) -> bool:
+        """True when the cluster already holds exactly these packs (as far as this client saw)."""
+        if self.remote is None:
+            return False
+        names = {p.name for p in packs} | {p.unit for p in problems if p.unit in self.own}
+        return names == self.own and all(
+            self.remote.get(p.name, {}).get("digest") == p.digest for p in packs
+        )
 
     def push(self, packs: Sequence[Pack], problems: Sequence[SyntaxProblem] = ()) -> SyncReport:
         """Send what changed; return once every node confirmed it (or said why not)."""
@@ -128,7 +161,11 @@ class Shipper:
         for _ in range(3):
             units, payloads = self._message(packs, held_back, missing)
             reply = self._call(
-                "shipit_push", project=self.project, units=units, payloads=payloads, timeout=self.timeout
+                "shipit_push",
+                project=self.project,
+                units=units,
+                payloads=payloads,
+                timeout=self.timeout,
             )
             if reply["status"] == "missing-units":  # the cluster forgot them (a new scheduler)
                 for name in reply["units"]:
@@ -138,13 +175,16 @@ class Shipper:
             else:
                 break
         else:
-            raise ShipitError("the scheduler kept asking for files; is another client pushing the same units?")
+            raise ShipitError(
+                "the scheduler kept asking for files; is another client pushing the same units?"
+            )
 
         changed = set(reply["changed"])
         for pack in packs:
             self.remote[pack.name] = {"digest": pack.digest, "manifest": dict(pack.manifest)}
         for name in reply.get("removed", ()):
             self.remote.pop(name, None)
+        self.own = {u["name"] for u in units}
         results = [
             UnitResult(
                 name=p.name,
@@ -159,11 +199,14 @@ class Shipper:
         ]
         results += [UnitResult(name=n, status="removed") for n in reply.get("removed", ())]
         results += [
-            UnitResult(name=n, status="not shipped") for n in sorted({p.unit for p in problems if p.unit})
+            UnitResult(name=n, status="not shipped")
+            for n in sorted({p.unit for p in problems if p.unit})
         ]
         nodes = tuple(
             NodeResult(address=a, role=r["role"], error=r.get("error") if not r["ok"] else None)
-            for a, r in sorted(reply["nodes"].items(), key=lambda i: (i[1]["role"] != "scheduler", i[0]))
+            for a, r in sorted(
+                reply["nodes"].items(), key=lambda i: (i[1]["role"] != "scheduler", i[0])
+            )
         )
         return SyncReport(
             units=tuple(sorted(results, key=lambda u: u.name)),
@@ -186,16 +229,18 @@ class Shipper:
                 wanted.update(self._unsent(pack))
             if wanted:
                 payloads[pack.name] = pack.zip(wanted)
-        units += [{"name": n, "digest": self.remote[n]["digest"]} for n in held_back]
+        units += [{"name": n, "digest": self.remote[n]["digest"]} for n in held_back]  # type: ignore[index]
         return units, payloads
 
     def _entry(self, pack: Pack) -> dict[str, Any]:
+        assert self.remote is not None
         if self.remote.get(pack.name, {}).get("digest") == pack.digest:
             return {"name": pack.name, "digest": pack.digest}
         return {"name": pack.name, "digest": pack.digest, "manifest": dict(pack.manifest)}
 
     def _unsent(self, pack: Pack) -> list[str]:
         """The files of a pack whose content the cluster's copy of the unit does not have."""
+        assert self.remote is not None
         have = set(self.remote.get(pack.name, {}).get("manifest", {}).values())
         return [rel for rel, digest in pack.manifest.items() if digest not in have]
 

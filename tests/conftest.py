@@ -90,7 +90,9 @@ class Cluster:
     def workers(self) -> list[str]:
         return sorted(self.client.scheduler_info(n_workers=-1)["workers"])
 
-    def on_every_worker(self, func: Callable[..., Any], *args: Any, per_worker: int = 4) -> list[Any]:
+    def on_every_worker(
+        self, func: Callable[..., Any], *args: Any, per_worker: int = 4
+    ) -> list[Any]:
         """Run ``func`` as real tasks, ``per_worker`` of them pinned to each worker."""
         futures = [
             self.client.submit(func, *args, pure=False, workers=[w], allow_other_workers=False)
@@ -102,9 +104,12 @@ class Cluster:
 
 @pytest.fixture
 def local_cluster() -> Iterator[Cluster]:
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as lc, Client(lc) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as lc,
+        Client(lc) as client,
+    ):
 
         def add_worker() -> None:
             n = len(lc.workers) + 1
@@ -143,16 +148,19 @@ class ProcessCluster:
 
     def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"node-{len(self.procs)}.log", "wb")  # noqa: SIM115
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DASK_SCHEDULER_ADDRESS")}
+        env = {
+            k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DASK_SCHEDULER_ADDRESS")
+        }
         proc = subprocess.Popen(
             [str(self.python), "-m", *args], cwd=self.workdir, stdout=log, stderr=log, env=env
         )
         self.procs.append(proc)
         return proc
 
-    def start_scheduler(self) -> str:
+    def start_scheduler(self, port: int = 0) -> str:
+        self.scheduler_file.unlink(missing_ok=True)
         self._spawn(
-            "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+            "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
             "--no-dashboard", "--scheduler-file", str(self.scheduler_file),
         )  # fmt: skip
         deadline = time.monotonic() + 60
@@ -170,6 +178,14 @@ class ProcessCluster:
             "distributed.cli.dask_worker", "--scheduler-file", str(self.scheduler_file),
             "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
         )  # fmt: skip
+
+    def stop_all(self) -> None:
+        """Kill every node, as a crash or a reboot would."""
+        for proc in self.procs:
+            proc.kill()
+        for proc in self.procs:
+            proc.wait()
+        self.procs.clear()
 
     def close(self) -> None:
         for proc in self.procs:

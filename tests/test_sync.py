@@ -54,7 +54,9 @@ def test_deleted_module_is_no_longer_importable(cluster: Cluster, project: Proje
     assert "helpers" in [u.name for u in report.units if u.status == "removed"]
     for name in (old, "helpers"):
         results = cluster.client.run(importlib.import_module, name, on_error="return")
-        assert results and all(isinstance(r, ModuleNotFoundError) for r in results.values()), results
+        assert results and all(isinstance(r, ModuleNotFoundError) for r in results.values()), (
+            results
+        )
 
 
 def test_worker_started_after_several_syncs_runs_current_code(
@@ -68,7 +70,9 @@ def test_worker_started_after_several_syncs_runs_current_code(
     assert cluster.on_every_worker(project.module("{pkg}.sub").value) == [5] * 12
 
 
-def test_ten_syncs_keep_the_scheduler_registration_count(cluster: Cluster, project: Project) -> None:
+def test_ten_syncs_keep_the_scheduler_registration_count(
+    cluster: Cluster, project: Project
+) -> None:
     def registrations(dask_scheduler):  # type: ignore[no-untyped-def]
         return len(dask_scheduler.plugins), len(dask_scheduler.worker_plugins)
 

@@ -1,0 +1,309 @@
+"""The dev loop: every saved change reaches every node, in a background thread.
+
+>>> handle = shipit.watch(client)      # in a notebook
+>>> handle.stop()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+from distributed import Client, LocalCluster
+
+from .config import load_config
+from .discover import Project
+from .errors import ConnectionFailed, NoSchedulerError, SyntaxProblem
+from .pack import Packer, StaleFile
+from .report import SyncReport
+from .ship import AGENT, DEFAULT_TIMEOUT, Shipper, open_client, scheduler_address
+from .watcher import Changes, ChangeWatcher
+
+logger = logging.getLogger(__name__)
+
+EventKind = Literal[
+    "cluster",
+    "ready",
+    "shipped",
+    "syntax-error",
+    "failed",
+    "disconnected",
+    "reconnected",
+    "stopped",
+]
+_CONFIG_FILES = ("pyproject.toml", ".gitignore")
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One thing that happened in a watch; ``str()`` gives the line the CLI prints."""
+
+    kind: EventKind
+    detail: str = ""
+    report: SyncReport | None = None
+    latency_ms: float | None = None
+    problems: tuple[SyntaxProblem, ...] = field(default=())
+
+    def __str__(self) -> str:
+        if self.kind in ("shipped", "ready") and self.report is not None:
+            r = self.report
+            names = (
+                ", ".join(u.name for u in r.units if u.status in ("shipped", "removed"))
+                or "no changes"
+            )
+            sent = sum(u.bytes_sent for u in r.units)
+            took = f" in {self.latency_ms:.0f} ms" if self.latency_ms is not None else ""
+            head = "ready" if self.kind == "ready" else "shipped"
+            return f"{head}  {names}  {sent:,} B  {r.confirmed}/{len(r.nodes)} nodes{took}"
+        if self.kind == "syntax-error":
+            return "not shipped  " + "; ".join(str(p) for p in self.problems)
+        if self.kind == "failed" and self.report is not None:
+            return "failed  " + "; ".join(f"{a}: {e}" for a, e in self.report.failures.items())
+        return f"{self.kind}  {self.detail}".rstrip()
+
+
+def _print_event(event: WatchEvent) -> None:
+    logger.info("%s", event)
+
+
+class Watch:
+    """A running watch over one project. Use as a context manager, or call :meth:`stop`."""
+
+    def __init__(
+        self,
+        client: Client | str | None = None,
+        path: str | Path = ".",
+        *,
+        on_event: Callable[[WatchEvent], None] = _print_event,
+        debounce: float = 0.01,
+        timeout: float = DEFAULT_TIMEOUT,
+        n_workers: int | None = None,
+    ) -> None:
+        self.root = load_config(path).root
+        self.on_event = on_event
+        self.debounce = debounce
+        self.timeout = timeout
+        self.n_workers = n_workers
+        self._given = client
+        self._client: Client | None = client if isinstance(client, Client) else None
+        self._cluster: LocalCluster | None = None
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="shipit-watch", daemon=True)
+        self._problems: frozenset[str] = frozenset()
+
+    # -- the handle -------------------------------------------------------------------
+
+    def start(self) -> Watch:
+        """Start, and return once the first sync is done (or failed)."""
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop watching; close what this watch started (its client, its local cluster)."""
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def wait(self) -> None:
+        """Block until the watch ends; raise what ended it, if anything did."""
+        while self._thread.is_alive():
+            self._thread.join(0.2)
+        if self._error is not None:
+            raise self._error
+
+    @property
+    def client(self) -> Client | None:
+        return self._client
+
+    def __enter__(self) -> Watch:
+        return self.start() if not self._thread.is_alive() else self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._open()
+            self.project = Project(load_config(self.root))
+            self.packer = Packer()
+            # Watch before the first sync, so that nothing saved during it is missed.
+            with ChangeWatcher(
+                self.project.watch_roots, self._accepts, debounce=self.debounce, stop=self._stop
+            ) as changes:
+                self._ship(Changes(frozenset()), kind="ready")
+                self._ready.set()
+                for batch in changes:
+                    if batch:
+                        self._ship(batch)
+                    else:
+                        self._look_after_connection()
+        except BaseException as e:  # handed to whoever waits on the handle
+            self._error = e
+        finally:
+            self._ready.set()
+            self._close()
+            self._emit(WatchEvent("stopped"))
+
+    def _accepts(self, path: str) -> bool:
+        return (
+            os.path.basename(path) in _CONFIG_FILES or self.project.unit_name_for(path) is not None
+        )
+
+    def _ship(self, batch: Changes, kind: EventKind = "shipped") -> None:
+        names = {os.path.basename(p) for p in batch.paths}
+        if "pyproject.toml" in names:
+            self.project = Project(load_config(self.root))
+        elif ".gitignore" in names:
+            self.project.reload_ignores()
+        for path in batch.paths:
+            self.packer.forget(Path(path))
+        for _ in range(3):
+            packs, problems = self.packer.pack(self.project.units())
+            self._report_problems(problems)
+            if kind != "ready" and self.shipper.is_current(packs, problems):
+                return  # saved without a change of content: nothing to send
+            try:
+                report = self.shipper.push(packs, problems)
+                break
+            except StaleFile:
+                continue
+            except (OSError, TimeoutError) as e:
+                self._reconnect(str(e))
+                return
+        else:
+            return
+        latency = (time.perf_counter() - batch.first_event) * 1000 if batch else None
+        if report.failures:
+            self._emit(WatchEvent("failed", report=report, latency_ms=latency))
+        elif report.shipped or any(u.status == "removed" for u in report.units) or kind == "ready":
+            self._emit(WatchEvent(kind, report=report, latency_ms=latency))
+
+    def _report_problems(self, problems: list[SyntaxProblem]) -> None:
+        seen = frozenset(str(p) for p in problems)
+        if seen and seen != self._problems:
+            self._emit(WatchEvent("syntax-error", problems=tuple(problems)))
+        self._problems = seen
+
+    def _emit(self, event: WatchEvent) -> None:
+        try:
+            self.on_event(event)
+        except Exception:
+            logger.exception("the watch event handler failed on %s", event)
+
+    # -- the connection ---------------------------------------------------------------
+
+    def _open(self) -> None:
+        if self._client is None:
+            given = self._given if isinstance(self._given, str) else None
+            try:
+                address: str | None = scheduler_address(given)
+            except NoSchedulerError:
+                address = None
+            if address is None:
+                self._start_local_cluster()
+            else:
+                self._client = open_client(address, self.timeout)
+        assert self._client is not None
+        self.shipper = Shipper(self._client, self.root)
+
+    def _start_local_cluster(self) -> None:
+        # The dashboard needs bokeh; without it Dask serves nothing there, so say so.
+        has_bokeh = importlib.util.find_spec("bokeh") is not None
+        self._cluster = LocalCluster(
+            n_workers=self.n_workers,
+            processes=True,
+            threads_per_worker=1 if self.n_workers else None,
+            dashboard_address=":8787" if has_bokeh else None,
+        )
+        self._client = Client(self._cluster, set_as_default=False)
+        dashboard = self._cluster.dashboard_link if has_bokeh else "none (pip install bokeh)"
+        self._emit(
+            WatchEvent(
+                "cluster",
+                f"started a local cluster at {self._cluster.scheduler_address} "
+                f"with {len(self._cluster.workers)} workers; dashboard: {dashboard}",
+            )
+        )
+
+    def _look_after_connection(self) -> None:
+        """On a quiet tick: is the scheduler still there, and does it still run our agent?"""
+        try:
+            agent = self.shipper._call("get_metadata", keys=["shipit-agent"], default=None)
+        except (OSError, TimeoutError) as e:
+            self._reconnect(str(e))
+            return
+        if agent != AGENT:  # a new scheduler: give it everything
+            self.shipper.remote = None
+            self._ship(Changes(frozenset()), kind="ready")
+
+    def _reconnect(self, why: str) -> None:
+        self._emit(WatchEvent("disconnected", f"lost the scheduler ({why}); reconnecting"))
+        address = self.shipper.client.scheduler.address
+        owned = not isinstance(self._given, Client)
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                if owned:
+                    with contextlib.suppress(Exception):
+                        self.shipper.client.close(timeout=2)
+                    self._client = open_client(address, self.timeout)
+                self.shipper = Shipper(self._client, self.root)  # type: ignore[arg-type]
+                self.shipper.install_agent()
+                break
+            except (OSError, TimeoutError, ConnectionFailed) as e:
+                logger.debug("reconnect failed: %s", e)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+        else:
+            return
+        self._emit(WatchEvent("reconnected", f"to {address}"))
+        self._ship(Changes(frozenset()), kind="ready")
+
+    def _close(self) -> None:
+        if self._client is not None and not isinstance(self._given, Client):
+            with contextlib.suppress(Exception):
+                self._client.close(timeout=5)
+        if self._cluster is not None:
+            with contextlib.suppress(Exception):
+                self._cluster.close(timeout=10)
+
+
+def watch(
+    client: Client | str | None = None,
+    path: str | Path = ".",
+    *,
+    on_event: Callable[[WatchEvent], None] = _print_event,
+    debounce: float = 0.01,
+    n_workers: int | None = None,
+) -> Watch:
+    """Watch the project at ``path`` in the background and ship every change.
+
+    ``client`` is a Client, a scheduler address, or None: then DASK_SCHEDULER_ADDRESS, or
+    else a local cluster that the watch starts and closes. Returns once the first sync is
+    done; ``.stop()`` ends it.
+
+    >>> handle = shipit.watch(client, on_event=print)
+    >>> handle.stop()
+    """
+    return Watch(client, path, on_event=on_event, debounce=debounce, n_workers=n_workers).start()

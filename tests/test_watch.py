@@ -1,0 +1,215 @@
+"""shipit watch: real file events against real clusters."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+import shipit
+from shipit.watch import WatchEvent
+
+from .conftest import Cluster, ProcessCluster, Project
+
+
+class Events:
+    """Collects watch events; ``wait_for`` blocks until one of a kind arrives."""
+
+    def __init__(self) -> None:
+        self.seen: list[WatchEvent] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, event: WatchEvent) -> None:
+        with self._cond:
+            self.seen.append(event)
+            self._cond.notify_all()
+
+    def mark(self) -> int:
+        return len(self.seen)
+
+    def wait_for(self, kind: str, since: int, timeout: float = 30) -> WatchEvent:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for event in self.seen[since:]:
+                    if event.kind == kind:
+                        return event
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no {kind!r} event; saw {[str(e) for e in self.seen]}")
+                self._cond.wait(left)
+
+    def kinds(self, since: int) -> list[str]:
+        return [e.kind for e in self.seen[since:]]
+
+
+@pytest.fixture
+def events() -> Events:
+    return Events()
+
+
+@pytest.fixture
+def watching(local_cluster: Cluster, project: Project, events: Events) -> Iterator[shipit.Watch]:
+    handle = shipit.watch(local_cluster.client, project.root, on_event=events)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def _set_value(project: Project, value: object) -> None:
+    project.write("{pkg}/sub.py", f"VALUE = {value!r}\n\ndef value():\n    return VALUE\n")
+
+
+def test_a_saved_file_reaches_every_worker(
+    local_cluster: Cluster, project: Project, events: Events, watching: shipit.Watch
+) -> None:
+    value = project.module("{pkg}.sub").value
+    assert local_cluster.on_every_worker(value) == [1] * 8
+    mark = events.mark()
+    _set_value(project, 2)
+    shipped = events.wait_for("shipped", mark)
+    assert shipped.report is not None and shipped.report.confirmed == 3
+    assert shipped.latency_ms is not None and shipped.latency_ms > 0
+    assert local_cluster.on_every_worker(value) == [2] * 8
+
+
+def test_syntax_error_is_reported_and_the_next_good_save_ships(
+    local_cluster: Cluster, project: Project, events: Events, watching: shipit.Watch
+) -> None:
+    value = project.module("{pkg}.sub").value
+    mark = events.mark()
+    project.write("{pkg}/sub.py", "VALUE = (3\n")
+    error = events.wait_for("syntax-error", mark)
+    assert "sub.py:1" in str(error) and "never closed" in str(error)
+    assert local_cluster.on_every_worker(value) == [1] * 8  # last good code
+    assert "shipped" not in events.kinds(mark)
+
+    mark = events.mark()
+    _set_value(project, 4)
+    events.wait_for("shipped", mark)
+    assert local_cluster.on_every_worker(value) == [4] * 8
+
+
+def test_a_save_without_a_change_ships_nothing(
+    local_cluster: Cluster, project: Project, events: Events, watching: shipit.Watch
+) -> None:
+    path = project.root / project.name / "sub.py"
+    mark = events.mark()
+    path.write_text(path.read_text())  # the editor saves the same bytes
+    os.utime(path)
+    _set_value(project, 1)  # and again, identical
+    time.sleep(1.0)
+    assert events.kinds(mark) == []
+
+
+def test_new_and_deleted_files_and_packages(
+    local_cluster: Cluster, project: Project, events: Events, watching: shipit.Watch
+) -> None:
+    client = local_cluster.client
+    mark = events.mark()
+    project.write("{pkg}/extra.py", "X = 'new'\n")
+    project.write("newpkg_w/__init__.py", "Y = 'brand new'\n")
+    events.wait_for("shipped", mark)
+    deadline = time.monotonic() + 10  # the two files may arrive in two bursts
+    while time.monotonic() < deadline:
+        results = client.run(importlib.import_module, "newpkg_w", on_error="return")
+        if not any(isinstance(r, Exception) for r in results.values()):
+            break
+        time.sleep(0.1)
+    probe = project.module("{pkg}.probe")
+    assert set(local_cluster.on_every_worker(probe.read, f"{project.name}.extra", "X")) == {"new"}
+    assert set(local_cluster.on_every_worker(probe.read, "newpkg_w", "Y")) == {"brand new"}
+
+    mark = events.mark()
+    project.remove("{pkg}/extra.py")
+    events.wait_for("shipped", mark)
+    results = client.run(importlib.import_module, f"{project.name}.extra", on_error="return")
+    assert all(isinstance(r, ModuleNotFoundError) for r in results.values())
+
+
+def test_watch_survives_a_scheduler_restart(
+    tmp_path: Path, bare_python: Path, project: Project, events: Events
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    nodes = tmp_path / "nodes"
+    nodes.mkdir()
+    pc = ProcessCluster(bare_python, nodes)
+    handle = None
+    try:
+        address = pc.start_scheduler(port=port)
+        pc.start_worker()
+        with shipit.ship.open_client(address, 30) as client:
+            client.wait_for_workers(1, timeout=60)
+        handle = shipit.watch(address, project.root, on_event=events)
+        mark = events.mark()
+        pc.stop_all()  # the scheduler and its worker go away
+        events.wait_for("disconnected", mark, timeout=30)
+
+        pc.start_scheduler(port=port)  # and come back
+        events.wait_for("reconnected", mark, timeout=60)
+        _set_value(project, 7)
+        pc.start_worker()  # a worker that joins afterwards gets the current code
+        with shipit.ship.open_client(address, 30) as client:
+            client.wait_for_workers(1, timeout=60)
+            value = project.module("{pkg}.sub").value
+            deadline = time.monotonic() + 20
+            while client.submit(value, pure=False).result() != 7:
+                assert time.monotonic() < deadline, [str(e) for e in events.seen]
+                time.sleep(0.2)
+    finally:
+        if handle is not None:
+            handle.stop()
+        pc.close()
+
+
+def _wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float = 60) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if text in line:
+            return lines
+    raise AssertionError(f"{text!r} not printed; got {lines}")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_watch_and_its_local_cluster(project: Project, signum: int) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shipit", "watch", "--workers", "2", str(project.root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        lines = _wait_for_line(proc, "watching")
+        assert any("started a local cluster at tcp://127.0.0.1:" in line for line in lines)
+        assert any(line.startswith("ready") and "3/3 nodes" in line for line in lines)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 2  # the workers (and their nannies)
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out
+        assert "Traceback" not in out
+        gone, alive = psutil.wait_procs(children, timeout=20)
+        assert alive == []
+    finally:
+        proc.kill()
