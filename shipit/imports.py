@@ -1,0 +1,87 @@
+"""What the code imports, read with ``ast`` only: the user's code is never imported or run."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import logging
+import sys
+from collections.abc import Iterable, Iterator
+from importlib.metadata import Distribution, packages_distributions
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def imported_names(paths: Iterable[Path]) -> frozenset[str]:
+    """Top-level module names that absolute imports in these ``.py`` files name.
+
+    Relative imports name the file's own package, so they are skipped; so are files that
+    do not parse (the packer reports those).
+
+    >>> imported_names([Path("job.py")])  # job.py: import numpy.linalg; from .util import f
+    frozenset({'numpy'})
+    """
+    names: set[str] = set()
+    for path in paths:
+        try:
+            tree = ast.parse(path.read_bytes(), filename=str(path))
+        except (OSError, SyntaxError, ValueError, RecursionError) as e:
+            logger.debug("imports of %s not read: %s", path, e)
+            continue
+        names.update(_absolute_imports(tree))
+    return frozenset(names)
+
+
+def _absolute_imports(tree: ast.AST) -> Iterator[str]:
+    # ast.walk also finds imports inside functions and try/except blocks: workers run those too.
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name.partition(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module.partition(".")[0]
+
+
+def top_level_names(distribution: Distribution) -> frozenset[str]:
+    """Import names a distribution installs, as ``packages_distributions()`` reads them.
+
+    Uses ``top_level.txt`` when present, else the first part of each installed file.
+    Editable-install helpers (``__editable__…``) are not import names a user writes.
+
+    >>> top_level_names(importlib.metadata.distribution("pytest"))
+    frozenset({'_pytest', 'py', 'pytest'})
+    """
+    declared = (distribution.read_text("top_level.txt") or "").split()
+    names = declared or {_top_level_name(Path(file)) for file in distribution.files or ()}
+    return frozenset(
+        name for name in names if name.isidentifier() and not name.startswith("__editable__")
+    )
+
+
+def _top_level_name(file: Path) -> str:
+    return file.parts[0] if len(file.parts) > 1 else inspect.getmodulename(file.name) or file.name
+
+
+def distributions_for(
+    names: Iterable[str], distributions: Iterable[Distribution] | None = None
+) -> dict[str, list[str]]:
+    """Map each top-level import name to the installed distributions that provide it.
+
+    Standard-library names and names no distribution provides are left out. ``distributions``
+    defaults to the running environment (``importlib.metadata.packages_distributions()``).
+
+    >>> distributions_for({"os", "yaml", "mylocal"})
+    {'yaml': ['PyYAML']}
+    """
+    if distributions is None:
+        provided: dict[str, list[str]] = dict(packages_distributions())
+    else:
+        provided = {}
+        for dist in distributions:
+            for name in top_level_names(dist):
+                provided.setdefault(name, []).append(dist.metadata["Name"])
+    return {
+        name: list(dict.fromkeys(provided[name]))  # one entry per distribution, sys.path order
+        for name in sorted(set(names))
+        if name in provided and name not in sys.stdlib_module_names
+    }
