@@ -37,6 +37,7 @@ from distributed.diagnostics.plugin import SchedulerPlugin, WorkerPlugin
 
 PLUGIN_NAME = "shipit"
 PROTOCOL = 1
+ERROR_KEY = "!error"  # no unit can have this name
 APPLY_TIMEOUT = 300.0  # seconds a worker may take to apply one push
 _KEEP_VERSIONS = 2  # the current version of a unit and the one before (tasks may still use it)
 
@@ -373,6 +374,8 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
                     )
                 except Exception as e:
                     return {"role": "worker", "ok": False, "error": _error_text(e)}
+                if reply is not None and ERROR_KEY in reply:
+                    return {"role": "worker", "ok": False, "error": reply[ERROR_KEY]}
                 if reply is not None:
                     stale = [
                         u["name"] for u in update["changed"] if reply.get(u["name"]) != u["digest"]
@@ -444,11 +447,17 @@ class ShipitWorkerPlugin(WorkerPlugin):
         removed: list[str],
         payloads: dict[str, bytes],
     ) -> dict[str, str]:
-        if self.store.generation != base:  # missed a push (joined, failed, restarted): take it all
-            await self.catch_up()
-            return self.store.digests()
-        blobs: dict[str, bytes] = {}
-        manifests = {u["name"]: u["manifest"] for u in changed}
-        for name, data in payloads.items():
-            blobs.update(_unzip(data, manifests[name]))
-        return await self.store.apply(generation, changed, removed, blobs, self.fetch)
+        """Returns the unit digests now live here, or {ERROR_KEY: why} (not an exception,
+        which the RPC layer would wrap beyond recognition)."""
+        try:
+            if self.store.generation != base:  # missed a push (joined, failed, restarted)
+                await self.catch_up()
+                return self.store.digests()
+            blobs: dict[str, bytes] = {}
+            manifests = {u["name"]: u["manifest"] for u in changed}
+            for name, data in payloads.items():
+                blobs.update(_unzip(data, manifests[name]))
+            return await self.store.apply(generation, changed, removed, blobs, self.fetch)
+        except Exception as e:
+            logger.exception("shipit: could not apply generation %d", generation)
+            return {ERROR_KEY: _error_text(e)}

@@ -14,13 +14,16 @@ import os
 import socket
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
 import dask.config
-from distributed import Client
+from distributed import Client, Security
+from distributed.comm import connect as comm_connect
+from distributed.comm import parse_address
 
 from . import remote
 from .config import Config, load_config
@@ -73,9 +76,24 @@ def connect(client: Client | str | None, timeout: float = DEFAULT_TIMEOUT) -> It
 def open_client(address: str, timeout: float = DEFAULT_TIMEOUT) -> Client:
     """A new client of the scheduler at ``address``, or :class:`ConnectionFailed` in ``timeout``."""
     try:
+        parse_address(address)  # a malformed address fails here, not deep inside a Client
+        # Probe first: a Client that fails to start leaves a half-open object whose
+        # destructor prints a traceback; a probe fails cleanly.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, _probe(address, timeout)).result()
         return Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as e:
         raise ConnectionFailed(address, _first_line(e), timeout) from None
+    except Exception as e:  # something answered, but not in Dask's protocol
+        reason = f"it does not speak Dask's protocol ({type(e).__name__})"
+        raise ConnectionFailed(address, reason, timeout) from None
+
+
+async def _probe(address: str, timeout: float) -> None:
+    args = Security().get_connection_args("client")
+    # The whole exchange is bounded: a server that is not Dask may never finish a handshake.
+    comm = await asyncio.wait_for(comm_connect(address, timeout=timeout, **args), timeout)
+    comm.abort()
 
 
 def _first_line(e: BaseException) -> str:

@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11, git and make:
+#   make demo   shipit's main job: watch a project and ship edits into a local cluster it starts
+#   make test   lint and the whole test suite (what CI runs, through .ci/run)
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo watch test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: install
+	$(BIN)/python examples/demo.py
+
+watch: install
+	$(BIN)/shipit watch examples/montecarlo
+
+lint: install
+	$(BIN)/ruff check shipit tests benchmarks examples
+	$(BIN)/ruff format --check shipit tests benchmarks examples
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/bench_watch.py
+	$(BIN)/python benchmarks/bench_large.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,152 @@
+"""The `shipit` command as a user runs it: a real process, its exit code and its output."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from shipit import plan
+
+from .conftest import Cluster, Project
+
+
+def shipit(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
+    return subprocess.run(
+        [sys.executable, "-m", "shipit", *args],
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        timeout=timeout,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sync_without_a_scheduler_says_how_to_give_one(project: Project) -> None:
+    result = shipit("sync", str(project.root))
+    assert result.returncode == 2
+    assert "no scheduler given" in result.stderr
+    assert "DASK_SCHEDULER_ADDRESS" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_unreachable_scheduler_is_one_line_within_the_timeout(project: Project, how: str) -> None:
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    args = ["sync", str(project.root), "--timeout", "2"]
+    started = time.monotonic()
+    if how == "option":
+        result = shipit(*args, "--scheduler", address)
+    else:
+        result = shipit(*args, env={"DASK_SCHEDULER_ADDRESS": address})
+    assert time.monotonic() - started < 20
+    assert result.returncode == 2
+    assert f"cannot reach the scheduler at {address} within 2 s" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 2  # the error and a tip
+
+
+def test_malformed_address_is_a_usage_error(project: Project) -> None:
+    result = shipit("sync", str(project.root), "--scheduler", "nonsense://x:1", "--timeout", "2")
+    assert result.returncode == 2
+    assert result.stderr.startswith("ERROR cannot reach the scheduler at nonsense://x:1")
+    assert "Traceback" not in result.stderr
+
+
+def test_a_port_that_is_not_a_scheduler_is_a_connection_error(project: Project) -> None:
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    )
+    try:
+        time.sleep(0.5)
+        result = shipit(
+            "sync", str(project.root), "--scheduler", f"tcp://127.0.0.1:{port}", "--timeout", "2"
+        )
+    finally:
+        server.kill()
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"ERROR cannot reach the scheduler at tcp://127.0.0.1:{port}")
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_configuration_is_named(project: Project) -> None:
+    (project.root / "pyproject.toml").write_text("[tool.shipit]\nexclud = ['x']\n")
+    result = shipit("sync", str(project.root), "--dry-run")
+    assert result.returncode == 2
+    assert "unknown key [tool.shipit] 'exclud' (did you mean 'exclude'?)" in result.stderr
+
+
+def test_dry_run_lists_units_and_files_without_connecting(project: Project) -> None:
+    project.write("tests/test_sub.py", "def test(): pass\n")
+    project.write(".env", "TOKEN=secret\n")
+    result = shipit("sync", str(project.root), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"  {project.name}/sub.py" in lines
+    assert "  helpers.py" in lines
+    assert not any("test_sub" in line or ".env" in line for line in lines)
+    assert lines[-1].startswith("would ship 2 unit(s)") and "nothing was sent" in lines[-1]
+
+
+def test_dry_run_names_a_syntax_error(project: Project) -> None:
+    project.write("{pkg}/sub.py", "def broken(:\n")
+    result = shipit("sync", str(project.root), "--dry-run", "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert [u["name"] for u in report["units"]] == ["helpers"]
+    assert report["problems"] and f"{project.name}/sub.py:1: " in report["problems"][0]
+
+
+def test_sync_ships_then_reports_nothing_to_do(local_cluster: Cluster, project: Project) -> None:
+    address = local_cluster.scheduler_address
+    first = shipit("sync", str(project.root), "--scheduler", address)
+    assert first.returncode == 0, first.stderr
+    assert any(
+        line.startswith(f"shipped    {project.name}") and "3/3 nodes" in line
+        for line in first.stdout.splitlines()
+    ), first.stdout
+    second = shipit("sync", str(project.root), "--json", env={"DASK_SCHEDULER_ADDRESS": address})
+    assert second.returncode == 0
+    report = json.loads(second.stdout)
+    assert report["ok"] is True
+    assert {u["status"] for u in report["units"]} == {"unchanged"}
+
+
+def test_a_node_that_fails_is_named_and_keeps_its_code(
+    local_cluster: Cluster, project: Project
+) -> None:
+    client, address = local_cluster.client, local_cluster.scheduler_address
+    assert shipit("sync", str(project.root), "--scheduler", address).returncode == 0
+    victim, healthy = local_cluster.workers
+
+    project.write("{pkg}/sub.py", "VALUE = 2\n\ndef value():\n    return VALUE\n")
+    digest = next(p.digest for p in plan(project.root).packs if p.name == project.name)
+
+    def occupy(name, dask_worker):  # type: ignore[no-untyped-def]
+        # A stray file where the new version's folder must go: a real failure on one node.
+        open(os.path.join(dask_worker._shipit_store.directory, name), "w").close()
+
+    client.run(occupy, f"{project.name}-{digest[:16]}", workers=[victim])
+    result = shipit("sync", str(project.root), "--scheduler", address)
+
+    assert result.returncode == 1
+    assert f"failed     {victim}: NotADirectoryError" in result.stderr
+    assert "synced 1 unit(s) to 2/3 nodes" in result.stdout
+    value = project.module("{pkg}.sub").value
+    on_victim = client.submit(value, pure=False, workers=[victim], allow_other_workers=False)
+    on_healthy = client.submit(value, pure=False, workers=[healthy], allow_other_workers=False)
+    assert (on_victim.result(), on_healthy.result()) == (1, 2)
