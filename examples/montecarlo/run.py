@@ -5,7 +5,6 @@ DASK_SCHEDULER_ADDRESS=tcp://... python examples/montecarlo/run.py
 """
 
 from distributed import Client
-
 from montecarlo.estimate import pi
 from montecarlo.sampling import SAMPLES_PER_TASK
 
