@@ -122,9 +122,9 @@ class Shipper:
         self.client = client
         self.project = project_id(root)
         self.timeout = timeout
-        self.remote: dict[
-            str, dict[str, Any]
-        ] = {}  # what the scheduler holds: name -> digest, manifest
+        # What the scheduler holds (name -> digest, manifest); None until asked.
+        self.remote: dict[str, dict[str, Any]] | None = None
+        self.own: set[str] = set()  # the names the cluster holds for this project
 
     def _call(self, op: str, **kwargs: Any) -> Any:
         async def call() -> Any:
@@ -171,12 +171,13 @@ class Shipper:
     def push(self, packs: Sequence[Pack], problems: Sequence[SyntaxProblem] = ()) -> SyncReport:
         """Send what changed; return once every node confirmed it (or said why not)."""
         started = time.perf_counter()
-        if not self.remote:
+        if self.remote is None:
             self.install_agent()
-        # A unit that does not compile keeps its last good version on the cluster.
-        held_back = sorted({p.unit for p in problems if p.unit in self.remote})
         missing: set[str] = set()
-        for _ in range(3):
+        for _ in range(4):
+            assert self.remote is not None
+            # A unit that does not compile keeps its last good version on the cluster.
+            held_back = sorted({p.unit for p in problems if p.unit in self.remote})
             units, payloads = self._message(packs, held_back, missing)
             reply = self._call(
                 "shipit_push",
@@ -185,7 +186,10 @@ class Shipper:
                 payloads=payloads,
                 timeout=self.timeout,
             )
-            if reply["status"] == "missing-units":  # the cluster forgot them (a new scheduler)
+            if reply is None:  # a scheduler that has never seen shipit (it restarted)
+                self.install_agent()
+                missing = set()
+            elif reply["status"] == "missing-units":  # the cluster forgot them (a new scheduler)
                 for name in reply["units"]:
                     self.remote.pop(name, None)
             elif reply["status"] == "missing":
