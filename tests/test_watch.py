@@ -209,7 +209,7 @@ def test_signal_stops_watch_and_its_local_cluster(project: Project, signum: int)
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, out
         assert "Traceback" not in out
-        gone, alive = psutil.wait_procs(children, timeout=20)
+        _, alive = psutil.wait_procs(children, timeout=20)
         assert alive == []
     finally:
         proc.kill()
