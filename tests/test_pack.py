@@ -1,0 +1,95 @@
+"""Packing without a cluster: manifests, deterministic zips, syntax checks, the file cache."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from shipit.discover import Unit
+from shipit.pack import Packer, unit_digest
+
+
+def _unit(root: Path, files: dict[str, str], name: str = "pkg") -> Unit:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return Unit(name=name, root=root, files=tuple(sorted(files)))
+
+
+FILES = {"pkg/__init__.py": "", "pkg/sub.py": "VALUE = 1\n", "pkg/data/table.json": "{}\n"}
+
+
+def test_same_content_gives_the_same_zip_and_digest(tmp_path: Path) -> None:
+    a = _unit(tmp_path / "a", FILES)
+    b = _unit(tmp_path / "b", FILES)
+    os.utime(b.root / "pkg/sub.py", (0, 0))  # other times, other modes, same content
+    os.chmod(b.root / "pkg/sub.py", 0o600)
+    (pa,), _ = Packer().pack([a])
+    (pb,), _ = Packer().pack([b])
+    assert pa.digest == pb.digest
+    assert pa.zip() == pb.zip()
+    with zipfile.ZipFile(io.BytesIO(pa.zip())) as zf:
+        assert zf.namelist() == sorted(FILES)
+        assert zf.read("pkg/sub.py") == b"VALUE = 1\n"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"pkg/sub.py": "VALUE = 2\n"},  # content
+        {"pkg/other.py": "X = 1\n"},  # a new file
+    ],
+)
+def test_any_change_of_content_changes_the_digest(tmp_path: Path, change: dict[str, str]) -> None:
+    (before,), _ = Packer().pack([_unit(tmp_path / "a", FILES)])
+    (after,), _ = Packer().pack([_unit(tmp_path / "b", {**FILES, **change})])
+    assert before.digest != after.digest
+
+
+def test_the_unit_name_is_part_of_the_digest() -> None:
+    manifest = {"x.py": "0" * 64}
+    assert unit_digest("a", manifest) != unit_digest("b", manifest)
+
+
+def test_syntax_error_names_file_and_line_and_holds_back_only_its_unit(tmp_path: Path) -> None:
+    broken = _unit(tmp_path, {"pkg/__init__.py": "", "pkg/sub.py": "x = 1\ndef f(:\n"})
+    fine = _unit(tmp_path, {"helpers.py": "def h(): return 1\n"}, name="helpers")
+    packs, problems = Packer().pack([broken, fine])
+    assert [p.name for p in packs] == ["helpers"]
+    (problem,) = problems
+    assert (problem.line, problem.unit) == (2, "pkg")
+    assert str(problem) == f"{tmp_path / 'pkg/sub.py'}:2: {problem.message}"
+
+
+def test_a_rewrite_within_one_clock_tick_is_still_seen(tmp_path: Path) -> None:
+    unit = _unit(tmp_path, FILES)
+    packer = Packer()
+    (first,), _ = packer.pack([unit])
+    path = tmp_path / "pkg/sub.py"
+    stat = path.stat()
+    path.write_text("VALUE = 7\n")  # same size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same mtime
+    (second,), _ = packer.pack([unit])
+    assert second.digest != first.digest
+
+
+def test_a_vanished_file_is_left_out_of_the_snapshot(tmp_path: Path) -> None:
+    unit = _unit(tmp_path, FILES)
+    (tmp_path / "pkg/data/table.json").unlink()
+    (pack,), _ = Packer().pack([unit])
+    assert "pkg/data/table.json" not in pack.manifest
+
+
+def test_large_projects_compile_in_helper_processes_with_the_same_verdicts(tmp_path: Path) -> None:
+    body = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(4000))  # ~100 kB
+    files = {f"pkg/m{i}.py": f"N = {i}\n" + body for i in range(30)}  # ~3 MB, all distinct
+    files["pkg/__init__.py"] = ""
+    files["pkg/bad.py"] = body + "def broken(:\n"
+    packs, problems = Packer().pack([_unit(tmp_path, files)])
+    assert packs == []
+    assert [(p.path.endswith("pkg/bad.py"), p.line) for p in problems] == [(True, 12001)]
