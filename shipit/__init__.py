@@ -9,30 +9,40 @@ from .errors import (
     ConnectionFailed,
     NoSchedulerError,
     PackError,
+    ProbeTimeout,
     PushFailed,
     ShipitError,
     SyntaxProblem,
     UsageError,
+    VersionMismatch,
 )
-from .report import NodeResult, SyncReport, UnitResult
+from .guard import Guard, guard
+from .parity import check
+from .report import NodeResult, ParityReport, SyncReport, UnitResult
 from .ship import Plan, plan, sync
 from .watch import Watch, WatchEvent, watch
 
 __all__ = [
     "ConfigError",
     "ConnectionFailed",
+    "Guard",
     "NoSchedulerError",
     "NodeResult",
     "PackError",
+    "ParityReport",
     "Plan",
+    "ProbeTimeout",
     "PushFailed",
     "ShipitError",
     "SyncReport",
     "SyntaxProblem",
     "UnitResult",
     "UsageError",
+    "VersionMismatch",
     "Watch",
     "WatchEvent",
+    "check",
+    "guard",
     "plan",
     "sync",
     "watch",

@@ -16,8 +16,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-_LISTS = ("include", "exclude")
-KNOWN_KEYS = frozenset(_LISTS)
+_LISTS = ("include", "exclude", "ignore", "extra_packages")
+_SEVERITIES = ("error", "warning")
+KNOWN_KEYS = frozenset((*_LISTS, "severity"))
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class Config:
     root: Path
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()  # distributions `shipit check` does not compare
+    extra_packages: tuple[str, ...] = ()  # distributions it compares beyond the imported ones
+    severity: Mapping[str, str] = field(default_factory=dict, hash=False)  # name -> error/warning
     pyproject: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -55,14 +59,26 @@ def load_config(root: str | Path = ".") -> Config:
     table = pyproject.get("tool", {}).get("shipit", {})
     if not isinstance(table, dict):
         raise ConfigError("[tool.shipit] in pyproject.toml must be a table")
-    values: dict[str, tuple[str, ...]] = {}
+    values: dict[str, Any] = {}
     for key, value in table.items():
         name = key.replace("-", "_")
         if name not in KNOWN_KEYS:
             close = difflib.get_close_matches(name, sorted(KNOWN_KEYS), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown key [tool.shipit] {key!r}{hint}")
+        if name == "severity":
+            values[name] = _severity(key, value)
+            continue
         if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise ConfigError(f"[tool.shipit] {key} must be a list of strings, not {value!r}")
         values[name] = tuple(value)
     return Config(root=root, pyproject=pyproject, **values)
+
+
+def _severity(key: str, value: object) -> dict[str, str]:
+    """``severity = { numpy = "warning" }``: how much a difference in that package matters."""
+    if not (isinstance(value, dict) and all(v in _SEVERITIES for v in value.values())):
+        raise ConfigError(
+            f'[tool.shipit] {key} must map package names to "error" or "warning", not {value!r}'
+        )
+    return dict(value)

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .report import ParityReport
 
 
 class ShipitError(Exception):
@@ -83,3 +87,23 @@ class PushFailed(ShipitError):
         self.report = report
         named = "; ".join(f"{node}: {error}" for node, error in sorted(self.failures.items()))
         super().__init__(f"{len(self.failures)} node(s) did not take the new code: {named}")
+
+
+class VersionMismatch(ShipitError):
+    """The client, the scheduler and the workers differ at error level; ``report`` has every row."""
+
+    def __init__(self, report: ParityReport) -> None:
+        self.report = report
+        super().__init__(f"{report.summary}\n{report.table()}")
+        self.tip = "fix the rows marked error, or relax them with [tool.shipit] severity or ignore"
+
+
+class ProbeTimeout(ShipitError):
+    """The scheduler or a worker did not answer the version probe in time."""
+
+    exit_code = 2
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(f"the cluster did not answer the version probe within {timeout:g} s")
+        self.tip = "a worker may be busy holding the GIL; try again with a longer --timeout"

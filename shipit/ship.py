@@ -25,7 +25,7 @@ from distributed import Client, Security
 from distributed.comm import connect as comm_connect
 from distributed.comm import parse_address
 
-from . import remote
+from . import parity, remote
 from .config import Config, load_config
 from .discover import Project
 from .errors import (
@@ -201,6 +201,7 @@ class Shipper:
                 "the scheduler kept asking for files; is another client pushing the same units?"
             )
 
+        parity.synced()  # guards in this process check parity again before their next submit
         changed = set(reply["changed"])
         for pack in packs:
             self.remote[pack.name] = {"digest": pack.digest, "manifest": dict(pack.manifest)}

@@ -188,9 +188,9 @@ class ProcessCluster:
         self.procs.clear()
 
     def close(self) -> None:
-        for proc in self.procs:
+        # Workers first: a worker whose scheduler is gone spends seconds retrying it.
+        for proc in [*self.procs[1:], *self.procs[:1]]:
             proc.terminate()
-        for proc in self.procs:
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:

@@ -1,0 +1,200 @@
+"""Version parity: does every node run what the client runs? One check, read fresh from every node.
+
+The project says what to compare (the distributions its code imports, its declared
+dependencies, ``[tool.shipit] extra-packages``, Dask's own stack); ``shipit.nodeinfo`` reads
+the facts in the client, on the scheduler and on every worker; ``shipit.versions`` compares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+from distributed import Client
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from . import nodeinfo, ship
+from .config import Config, load_config
+from .discover import Project, Unit
+from .errors import ConfigError, ConnectionFailed, ProbeTimeout, VersionMismatch
+from .imports import distributions_for, imported_names
+from .pack import file_digest, unit_digest
+from .report import ParityReport
+from .versions import DASK_OPTIONAL, DASK_STACK, Facts, compare
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 10.0
+# Client-side tools: the nodes never import them.
+_CLIENT_ONLY = frozenset({"shipit"})
+_by_value_lock = threading.Lock()
+_after_sync: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def check(
+    client: Client | str | None = None,
+    path: str | Path = ".",
+    *,
+    strict: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> ParityReport:
+    """Compare Python, packages and shipped code across the client, the scheduler and every worker.
+
+    ``client`` is a connected :class:`distributed.Client`, a scheduler address, or None for
+    ``DASK_SCHEDULER_ADDRESS``. Versions are read from disk on every node at every call. With
+    ``strict`` (the default) any row at error level raises :class:`VersionMismatch`, whose
+    message is the table.
+
+    >>> report = shipit.check(client, strict=False)
+    >>> [(row.package, row.workers) for row in report.errors]
+    [('numpy', '7 workers: 2.1.0; 2.0.0 on tcp://10.0.0.7:40331')]
+    """
+    parity = Parity(path)
+    with ship.connect(client, timeout) as connected:
+        report = parity.report(connected, timeout)
+    if strict and not report.ok:
+        raise VersionMismatch(report)
+    return report
+
+
+def synced() -> None:
+    """Tell every guard that code changed on the cluster; ``Shipper.push`` calls this."""
+    for listener in list(_after_sync):
+        listener.invalidate(project=True)
+
+
+def after_sync(listener: Any) -> None:
+    """Register an object whose ``invalidate(project=True)`` runs after every sync."""
+    _after_sync.add(listener)
+
+
+class Parity:
+    """The project's side of a check, read once; ``report`` reads the cluster's side fresh."""
+
+    def __init__(self, path: str | Path = ".") -> None:
+        self.config = load_config(path)
+        self.refresh_project()
+
+    def refresh_project(self) -> None:
+        """Read the project again: its imports and the digest of each unit it ships."""
+        units = Project(self.config).units()
+        self.wanted = wanted_distributions(self.config, units)
+        self.digests = {unit.name: _unit_digest(unit) for unit in units}
+        self.severity: dict[str, str] = {
+            **self.config.severity,
+            **{canonicalize_name(k): v for k, v in self.config.severity.items()},
+        }
+
+    def report(self, client: Client, timeout: float = DEFAULT_TIMEOUT) -> ParityReport:
+        started = time.perf_counter()
+        names = list(self.wanted)
+        local = {**nodeinfo.probe(names), "units": self.digests}
+        scheduler, workers = _probe_cluster(client, names, timeout)
+        rows = compare(local, scheduler, workers, self.wanted, severity=self.severity)
+        return ParityReport(
+            rows=rows,
+            scheduler=str(getattr(client.scheduler, "address", "")),
+            workers=tuple(sorted(workers)),
+            seconds=time.perf_counter() - started,
+        )
+
+
+def wanted_distributions(config: Config, units: Sequence[Unit]) -> dict[str, bool]:
+    """Canonical names of the distributions to compare: True where every node needs them.
+
+    Dask's stack, then the distributions the units import (read with ``ast``), the
+    ``[project] dependencies`` and ``[tool.shipit] extra-packages``; less ``ignore``, the
+    editable projects shipit ships as code, and shipit itself.
+
+    >>> wanted_distributions(load_config("examples/montecarlo"), units)
+    {'dask': True, ..., 'numpy': True}
+    """
+    own = {unit.name for unit in units}
+    files = (unit.root / f for unit in units for f in unit.files if f.endswith(".py"))
+    provided = distributions_for(imported_names(files) - own)
+    names = {name for dists in provided.values() for name in dists}
+    names |= set(_declared(config.pyproject))
+    names |= {_requirement(e, "[tool.shipit] extra-packages").name for e in config.extra_packages}
+    shipped = {u.origin.partition(":")[2] for u in units if u.origin.startswith("editable:")}
+    skip = {canonicalize_name(n) for n in (*config.ignore, *shipped, *_CLIENT_ONLY)}
+    wanted = {name: True for name in DASK_STACK} | {name: False for name in DASK_OPTIONAL}
+    wanted |= {name: True for name in sorted(map(canonicalize_name, names))}
+    return {name: required for name, required in wanted.items() if name not in skip}
+
+
+def _declared(pyproject: Mapping[str, Any]) -> Iterator[str]:
+    """``[project] dependencies`` that apply to this Python and platform."""
+    project = pyproject.get("project")
+    for entry in project.get("dependencies", []) if isinstance(project, dict) else []:
+        requirement = _requirement(entry, "[project] dependencies")
+        if requirement.marker is None or requirement.marker.evaluate():
+            yield requirement.name
+
+
+def _requirement(text: object, where: str) -> Requirement:
+    try:
+        return Requirement(str(text))
+    except InvalidRequirement as e:
+        raise ConfigError(f"{where}: {text!r} is not a requirement: {e}") from None
+
+
+def _unit_digest(unit: Unit) -> str:
+    """The digest a sync would ship for this unit, to compare with what nodes hold."""
+    manifest = {}
+    for rel in unit.files:
+        with contextlib.suppress(OSError):  # vanished since the walk: the next sync drops it
+            manifest[rel] = file_digest((unit.root / rel).read_bytes())
+    return unit_digest(unit.name, manifest)
+
+
+def _probe_cluster(
+    client: Client, names: list[str], timeout: float
+) -> tuple[Facts, dict[str, Facts]]:
+    """Run the probe on the scheduler and every worker at once; failures become data."""
+
+    async def both() -> Any:
+        return await asyncio.gather(
+            client.run_on_scheduler(nodeinfo.probe, names, asynchronous=True),
+            client.run(nodeinfo.probe, names, on_error="return", asynchronous=True),
+            return_exceptions=True,
+        )
+
+    with _by_value_lock, _pickled_by_value(nodeinfo):
+        try:
+            scheduler, workers = client.sync(both, callback_timeout=timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise ProbeTimeout(timeout) from None
+    if isinstance(workers, OSError):  # the scheduler went away mid-check
+        address = str(getattr(client.scheduler, "address", "?"))
+        raise ConnectionFailed(address, f"{type(workers).__name__}: {workers}", timeout)
+    if isinstance(workers, BaseException):
+        raise workers
+    return _facts(scheduler), {address: _facts(f) for address, f in workers.items()}
+
+
+def _facts(answer: Any) -> Facts:
+    if isinstance(answer, BaseException):
+        return {"error": f"{type(answer).__name__}: {answer}"}
+    return dict(answer)
+
+
+@contextlib.contextmanager
+def _pickled_by_value(module: Any) -> Iterator[None]:
+    """Nodes without shipit run the probe: send its module's code along with it."""
+    registered = module.__name__ in cloudpickle.list_registry_pickle_by_value()
+    if not registered:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        yield
+    finally:
+        if not registered:
+            cloudpickle.unregister_pickle_by_value(module)

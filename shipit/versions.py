@@ -1,0 +1,258 @@
+"""Compare what the client, the scheduler and each worker have: plain dicts in, rows out.
+
+Each node's facts are what ``shipit.nodeinfo.probe`` returns. Nothing here touches a
+cluster, the disk or the environment, so every rule is tested with plain data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import asdict
+from typing import Any
+
+from .report import Severity, VersionRow
+
+Facts = Mapping[str, Any]
+
+# Dask's own stack: every node must agree on these (distributed.versions lists the same).
+DASK_STACK = ("dask", "distributed", "cloudpickle", "msgpack", "toolz", "tornado")
+# Compared where present: a version difference is an error, absence on some nodes a warning.
+DASK_OPTIONAL = ("numpy", "pandas", "lz4")
+_SHOWN_NAMES = 3
+
+
+def compare(
+    client: Facts,
+    scheduler: Facts,
+    workers: Mapping[str, Facts],
+    wanted: Mapping[str, bool],
+    *,
+    severity: Mapping[str, str] | None = None,
+) -> tuple[VersionRow, ...]:
+    """Rows for Python, the platform, each wanted distribution and each shipped unit.
+
+    ``wanted`` maps a distribution's canonical name to True when every node must have it,
+    False when only its version must agree where present (numpy, pandas, lz4).
+    ``severity`` overrides the level of a row that differs, by row name.
+
+    >>> rows = compare(client, scheduler, {"tcp://w1": w1}, {"dask": True})
+    >>> [(r.package, r.severity) for r in rows]
+    [('python', 'ok'), ('platform', 'ok'), ('dask', 'ok')]
+    """
+    nodes = _Nodes(client, scheduler, workers)
+    rows = [_python_row(nodes), _platform_row(nodes), *_probe_rows(scheduler, workers)]
+    for name, required in wanted.items():
+        rows += _package_row(name, required, nodes)
+    rows += _code_rows(nodes)
+    overrides = severity or {}
+    return tuple(
+        _override(row, overrides[row.package]) if row.package in overrides else row for row in rows
+    )
+
+
+class _Nodes:
+    """The client, then the scheduler and the workers that answered the probe."""
+
+    CLIENT, SCHEDULER = "client", "scheduler"
+
+    def __init__(self, client: Facts, scheduler: Facts, workers: Mapping[str, Facts]) -> None:
+        self.facts = {self.CLIENT: client}
+        if "error" not in scheduler:
+            self.facts[self.SCHEDULER] = scheduler
+        self.facts.update((a, f) for a, f in sorted(workers.items()) if "error" not in f)
+
+    def row(
+        self, name: str, kind: Any, cells: Mapping[str, str], severity: Severity, hint: str
+    ) -> VersionRow:
+        workers = {k: v for k, v in cells.items() if k not in (self.CLIENT, self.SCHEDULER)}
+        return VersionRow(
+            package=name,
+            kind=kind,
+            client=cells.get(self.CLIENT, "?"),
+            scheduler=cells.get(self.SCHEDULER, "?"),
+            workers=group_workers(workers, cells.get(self.CLIENT)),
+            severity=severity,
+            suggestion=hint if severity != "ok" else "",
+            by_worker=workers,
+        )
+
+    def where(self, keys: Collection[str]) -> str:
+        workers = [k for k in keys if k not in (self.CLIENT, self.SCHEDULER)]
+        return where(self.SCHEDULER in keys, workers, client=self.CLIENT in keys)
+
+
+def _python_row(nodes: _Nodes) -> VersionRow:
+    def cell(f: Facts) -> str:
+        name = f.get("implementation", "cpython")
+        return f["python"] if name == "cpython" else f"{name} {f['python']}"
+
+    def minor(f: Facts) -> tuple[str, ...]:
+        return (f.get("implementation", "cpython"), *f["python"].split(".")[:2])
+
+    client = nodes.facts[nodes.CLIENT]
+    cells = {k: cell(f) for k, f in nodes.facts.items()}
+    other_minor = [k for k, f in nodes.facts.items() if minor(f) != minor(client)]
+    other_patch = [k for k in cells if cells[k] != cells[nodes.CLIENT]]
+    if other_minor:
+        wanted = ".".join(minor(client)[1:])
+        return nodes.row("python", "python", cells, "error", (
+            f"use Python {wanted} on {nodes.where(other_minor)}: "
+            "pickled tasks need the client's major.minor"
+        ))  # fmt: skip
+    hint = f"Python patch versions differ on {nodes.where(other_patch)}; usually harmless"
+    return nodes.row("python", "python", cells, "warning" if other_patch else "ok", hint)
+
+
+def _platform_row(nodes: _Nodes) -> VersionRow:
+    cells = {k: f"{f['platform']}-{f['machine']}" for k, f in nodes.facts.items()}
+    other = [k for k in cells if cells[k] != cells[nodes.CLIENT]]
+    hint = f"{nodes.where(other)} run another platform: compiled packages may behave differently"
+    return nodes.row("platform", "platform", cells, "warning" if other else "ok", hint)
+
+
+def _probe_rows(scheduler: Facts, workers: Mapping[str, Facts]) -> list[VersionRow]:
+    failed = {a: str(f["error"]) for a, f in workers.items() if "error" in f}
+    if "error" not in scheduler and not failed:
+        return []
+    first = scheduler.get("error") or next(iter(failed.values()))
+    return [
+        VersionRow(
+            package="probe",
+            kind="probe",
+            client="ok",
+            scheduler="failed" if "error" in scheduler else "ok",
+            workers=group_workers({a: "failed" for a in failed}) if failed else "ok",
+            severity="error",
+            suggestion=f"{where('error' in scheduler, failed)} did not answer: {first}",
+            by_worker={a: f"failed: {e}" for a, e in failed.items()},
+        )
+    ]
+
+
+def _package_row(name: str, required: bool, nodes: _Nodes) -> list[VersionRow]:
+    infos = {k: f.get("packages", {}).get(name) for k, f in nodes.facts.items()}
+    if not any(infos.values()):
+        return []  # installed nowhere: nothing to compare
+    reference = (infos[nodes.CLIENT] or {}).get("version")
+    install: list[str] = []
+    restart: list[str] = []
+    for key, info in infos.items():
+        if _running(info) != reference or _stale(info):
+            installed = info["version"] if info else None
+            (restart if installed == reference else install).append(key)
+    running = [_running(i) for i in infos.values()]
+    present = {v for v in running if v is not None}
+    presence_only = not required and len(present) == 1 and not restart
+    if not install and not restart:
+        severity: Severity = "ok"
+    else:
+        severity = "warning" if presence_only else "error"
+    hints: list[str] = []
+    if install and reference is None:
+        common = max(sorted(present), key=running.count)
+        hints.append(
+            f"install {name}=={common} on the client, or add {name} to [tool.shipit] ignore"
+        )
+    elif install:
+        loaded = any((infos[k] or {}).get("imported") for k in install)
+        hints.append(f"install {name}=={reference} on {nodes.where(install)}")
+        hints[-1] += f", then restart {'it' if len(install) == 1 else 'them'}" if loaded else ""
+    if restart:
+        first = infos[restart[0]] or {}
+        hints.append(
+            f"restart {nodes.where(restart)}: {name} {first['version']} is installed "
+            f"but {first['loaded']} is still loaded"
+        )
+    if presence_only:
+        hints.append("Dask uses it where present")
+    cells = {k: _cell(i) for k, i in infos.items()}
+    return [nodes.row(name, "package", cells, severity, "; ".join(hints))]
+
+
+def _running(info: Facts | None) -> str | None:
+    """The version a process runs: the one it loaded, else the one installed."""
+    if not info:
+        return None
+    return info.get("loaded") or info["version"]
+
+
+def _stale(info: Facts | None) -> bool:
+    """Upgraded, or reinstalled, on disk since the process imported it: it needs a restart."""
+    if not info:
+        return False
+    return _running(info) != info["version"] or bool(info.get("files_changed"))
+
+
+def _cell(info: Facts | None) -> str:
+    if not info:
+        return "missing"
+    if _running(info) != info["version"]:
+        return f"{info['version']} installed, {info['loaded']} loaded"
+    if info.get("files_changed"):
+        return f"{info['version']}, files changed since loaded"
+    return str(info["version"])
+
+
+def _code_rows(nodes: _Nodes) -> list[VersionRow]:
+    """Each shipped unit's digest: nodes must agree; the client's local copy should too."""
+    shipped = {k: f.get("units") for k, f in nodes.facts.items() if k != nodes.CLIENT}
+    local = nodes.facts[nodes.CLIENT].get("units") or {}
+    rows = []
+    for name in sorted({n for units in shipped.values() for n in units or ()}):
+        cells = {k: (units or {}).get(name, "missing")[:12] for k, units in shipped.items()}
+        cells[nodes.CLIENT] = local[name][:12] if name in local else "not in project"
+        counts = [v for k, v in cells.items() if k != nodes.CLIENT]
+        common = max(sorted(set(counts)), key=counts.count)
+        odd = [k for k, v in cells.items() if k != nodes.CLIENT and v != common]
+        if odd:
+            hint = f"{nodes.where(odd)} run other code: run `shipit sync` to ship it again"
+            rows.append(nodes.row(name, "code", cells, "error", hint))
+        else:
+            unsynced = name in local and cells[nodes.CLIENT] != common
+            hint = "local edits are not shipped yet: run `shipit sync`"
+            rows.append(nodes.row(name, "code", cells, "warning" if unsynced else "ok", hint))
+    return rows
+
+
+def _override(row: VersionRow, level: str) -> VersionRow:
+    if row.severity == "ok" or level not in ("error", "warning"):
+        return row
+    return VersionRow(**{**asdict(row), "severity": level, "by_worker": row.by_worker})
+
+
+def group_workers(values: Mapping[str, str], reference: str | None = None) -> str:
+    """``{"tcp://a": "2.1.0", ...}`` -> ``"7 workers: 2.1.0; 2.0.0 on tcp://a"``.
+
+    The largest group is counted and the others are named, so the odd ones stand out; of
+    groups the same size, the one that matches ``reference`` (the client's) is counted.
+    """
+    if not values:
+        return "no workers"
+    groups: dict[str, list[str]] = {}
+    for address, value in sorted(values.items()):
+        groups.setdefault(value, []).append(address)
+    head, *rest = sorted(groups, key=lambda v: (-len(groups[v]), v != reference, v))
+    n = len(groups[head])
+    parts = [f"{n} worker{_s(n)}: {head}"]
+    parts += [f"{value} on {names(groups[value])}" for value in rest]
+    return "; ".join(parts)
+
+
+def names(addresses: Collection[str]) -> str:
+    """A few addresses, then how many more."""
+    shown = sorted(addresses)[:_SHOWN_NAMES]
+    more = len(addresses) - len(shown)
+    return ", ".join(shown) + (f" +{more} more" if more else "")
+
+
+def where(scheduler: bool, workers: Collection[str], client: bool = False) -> str:
+    """``"the scheduler and 2 workers (tcp://a, tcp://b)"``."""
+    parts = ["the client"] if client else []
+    parts += ["the scheduler"] if scheduler else []
+    if workers:
+        parts.append(f"{len(workers)} worker{_s(len(workers))} ({names(workers)})")
+    return " and ".join(parts) or "no node"
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
