@@ -25,6 +25,7 @@ watch: install
 lint: install
 	$(BIN)/ruff check shipit tests benchmarks examples
 	$(BIN)/ruff format --check shipit tests benchmarks examples
+	$(BIN)/mypy shipit
 
 test: lint
 	$(BIN)/python -m pytest

@@ -318,7 +318,7 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
             live = {d for u in self.units.values() for d in u["manifest"].values()}
             self.blobs = {d: b for d, b in self.blobs.items() if d in live}
             self.generation += 1
-            update = {
+            update: dict[str, Any] = {
                 "generation": self.generation,
                 "changed": [{k: u[k] for k in ("name", "digest", "manifest")} for u in changed],
                 "removed": removed,
