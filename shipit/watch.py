@@ -234,7 +234,7 @@ class Watch:
             n_workers=self.n_workers,
             processes=True,
             threads_per_worker=1 if self.n_workers else None,
-            dashboard_address=":8787" if has_bokeh else None,
+            dashboard_address=":8787" if has_bokeh else ":0",
         )
         self._client = Client(self._cluster, set_as_default=False)
         dashboard = self._cluster.dashboard_link if has_bokeh else "none (pip install bokeh)"
