@@ -5,6 +5,7 @@ Exit codes: 0 ok, 1 a problem found (a failed push, a syntax error), 2 usage or 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -17,8 +18,9 @@ import click
 
 from . import parity, ship
 from .errors import ShipitError
-from .report import SyncReport
+from .report import InstallReport, SyncReport
 from .watch import Watch, WatchEvent
+from .wheels import code_only
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -82,21 +84,91 @@ def main(verbose: int) -> None:
 @scheduler_option
 @timeout_option
 @click.option(
-    "--dry-run", is_flag=True, help="List what would ship (units and files); connect nowhere."
+    "--dry-run",
+    is_flag=True,
+    help="List what would ship and, given a scheduler, what would be installed where; "
+    "change nothing.",
+)
+@click.option(
+    "--install/--no-install",
+    default=True,
+    show_default=True,
+    help="Install on the nodes what they lack or hold at another version, at the client's "
+    "versions, once per Python environment per host.",
+)
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="Restart, through their nannies, the workers still running a replaced package.",
+)
+@click.option("--index-url", metavar="URL", help="pip's index (else [tool.shipit] index-url).")
+@click.option(
+    "--extra-index-url",
+    "extra_index_urls",
+    metavar="URL",
+    multiple=True,
+    help="Another index; repeatable (else [tool.shipit] extra-index-url).",
+)
+@click.option(
+    "--find-links",
+    metavar="PATH|URL",
+    multiple=True,
+    help="A folder or page of wheels; repeatable (else [tool.shipit] find-links). "
+    "Without --wheels-from-client, workers read it: a path must exist there.",
+)
+@click.option(
+    "--no-index/--use-index",
+    default=None,
+    help="Use no package index, only --find-links (else [tool.shipit] no-index).",
+)
+@click.option(
+    "--wheels-from-client/--wheels-from-index",
+    default=None,
+    help="Fetch and build the wheels here, for the workers' Python and platform, and ship "
+    "them: workers install with --no-index (else [tool.shipit] wheels-from-client).",
+)
+@click.option(
+    "--pip-timeout",
+    type=click.FloatRange(min=1.0),
+    help="Seconds each pip run may take (else [tool.shipit] pip-timeout, else 600).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @_handles_errors
-def sync(path: str, scheduler: str | None, timeout: float, dry_run: bool, as_json: bool) -> None:
-    """Ship the project's modules and packages to the scheduler and every worker.
+def sync(
+    path: str,
+    scheduler: str | None,
+    timeout: float,
+    dry_run: bool,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Ship the project's code to the scheduler and every worker, then install what they lack.
+
+    Exits 1 when a unit did not compile, a node failed, or an install failed.
 
     \b
     shipit sync --scheduler tcp://10.0.0.5:8786
+    shipit sync --find-links ./wheels --no-index --restart
+    shipit sync --wheels-from-client
     shipit sync --dry-run
     """
+    options["extra_index_urls"] = options["extra_index_urls"] or None
+    options["find_links"] = options["find_links"] or None
+    address = scheduler and str(scheduler)
     if dry_run:
-        _render_plan(ship.plan(path), as_json)
+        the_plan = ship.plan(path)
+        report = None
+        if options["install"] and address:
+            report = ship.sync(
+                address, path, timeout=timeout, strict=False, dry_run=True, **options
+            )
+            packs, problems = code_only(the_plan)
+            the_plan = dataclasses.replace(the_plan, packs=packs, problems=problems)
+        elif options["install"]:
+            click.echo("no scheduler given: not checking what the workers lack", err=True)
+        _render_plan(the_plan, report.install if report else None, as_json)
         return
-    report = ship.sync(scheduler and str(scheduler), path, timeout=timeout, strict=False)
+    report = ship.sync(address, path, timeout=timeout, strict=False, **options)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -104,7 +176,7 @@ def sync(path: str, scheduler: str | None, timeout: float, dry_run: bool, as_jso
     sys.exit(0 if report.ok else 1)
 
 
-def _render_plan(plan: ship.Plan, as_json: bool) -> None:
+def _render_plan(plan: ship.Plan, install: InstallReport | None, as_json: bool) -> None:
     if as_json:
         data = {
             "units": [
@@ -118,6 +190,7 @@ def _render_plan(plan: ship.Plan, as_json: bool) -> None:
                 for p in plan.packs
             ],
             "problems": [str(p) for p in plan.problems],
+            "install": install.to_dict() if install else None,
         }
         click.echo(json.dumps(data, indent=2))
     else:
@@ -128,10 +201,26 @@ def _render_plan(plan: ship.Plan, as_json: bool) -> None:
                 click.echo(f"  {rel}")
         for problem in plan.problems:
             click.secho(f"syntax error, would not ship: {problem}", fg="red", err=True)
+        if install is not None:
+            _render_install(install)
         total = sum(p.size for p in plan.packs)
         click.echo(f"would ship {len(plan.packs)} unit(s), {_size(total)}; nothing was sent")
     if plan.problems:
         sys.exit(1)
+
+
+def _render_install(install: InstallReport) -> None:
+    """One line per environment pip ran in and per worker to restart, then the summary."""
+    for run in install.runs:
+        click.secho(run.line(), fg="red" if run.status == "failed" else None, err=not run.ok)
+    for restart in install.restarts:
+        colour = {"restarted": None, "failed": "red"}.get(restart.status, "yellow")
+        click.secho(restart.line(), fg=colour, err=restart.status == "failed")
+    for reason in install.skipped:
+        click.secho(f"skipped    {reason}", fg="yellow")
+    for row in install.remaining:
+        click.secho(f"differs    {row.label}: {row.suggestion}", fg="red", err=True)
+    click.secho(install.summary, fg=None if install.ok else "red")
 
 
 def _render_report(report: SyncReport) -> None:
@@ -159,6 +248,8 @@ def _render_report(report: SyncReport) -> None:
     else:
         summary = "nothing changed; no code sent"
     click.echo(f"{summary} in {report.seconds * 1000:.0f} ms ({unchanged} unchanged)")
+    if report.install is not None:
+        _render_install(report.install)
 
 
 @main.command()
@@ -210,7 +301,7 @@ def watch(
 
 
 def _echo_event(event: WatchEvent) -> None:
-    if event.kind in ("syntax-error", "failed", "disconnected"):
+    if event.kind in ("syntax-error", "failed", "error", "disconnected"):
         click.secho(str(event), fg="red" if event.kind != "disconnected" else "yellow", err=True)
     elif event.kind != "stopped":
         click.echo(str(event))

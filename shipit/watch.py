@@ -22,7 +22,7 @@ from distributed import Client, LocalCluster
 
 from .config import load_config
 from .discover import Project
-from .errors import ConnectionFailed, NoSchedulerError, SyntaxProblem
+from .errors import ConnectionFailed, NoSchedulerError, ShipitError, SyntaxProblem
 from .pack import Packer, StaleFile
 from .report import SyncReport
 from .ship import AGENT, DEFAULT_TIMEOUT, Shipper, open_client, scheduler_address
@@ -36,6 +36,7 @@ EventKind = Literal[
     "shipped",
     "syntax-error",
     "failed",
+    "error",
     "disconnected",
     "reconnected",
     "stopped",
@@ -171,6 +172,12 @@ class Watch:
         )
 
     def _ship(self, batch: Changes, kind: EventKind = "shipped") -> None:
+        try:
+            self._ship_once(batch, kind)
+        except ShipitError as e:  # a bad pyproject.toml, two units of one name: say, go on
+            self._emit(WatchEvent("error", str(e)))
+
+    def _ship_once(self, batch: Changes, kind: EventKind) -> None:
         names = {os.path.basename(p) for p in batch.paths}
         if "pyproject.toml" in names:
             self.project = Project(load_config(self.root))

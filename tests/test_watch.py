@@ -213,3 +213,19 @@ def test_signal_stops_watch_and_its_local_cluster(project: Project, signum: int)
         assert alive == []
     finally:
         proc.kill()
+
+
+def test_a_bad_pyproject_is_reported_and_watch_goes_on(
+    local_cluster: Cluster, project: Project, events: Events, watching: shipit.Watch
+) -> None:
+    value = project.module("{pkg}.sub").value
+    mark = events.mark()
+    (project.root / "pyproject.toml").write_text("[tool.shipit]\nexclude = 'not a list'\n")
+    error = events.wait_for("error", mark)
+    assert "[tool.shipit] exclude must be a list of strings" in str(error)
+
+    (project.root / "pyproject.toml").write_text("[tool.shipit]\nexclude = []\n")
+    mark = events.mark()
+    _set_value(project, 5)
+    events.wait_for("shipped", mark)
+    assert local_cluster.on_every_worker(value) == [5] * 8
