@@ -1,7 +1,8 @@
 """shipit: make the edit-run loop on a Dask cluster feel local.
 
 >>> import shipit
->>> shipit.sync(client)            # ship the project in the current folder
+>>> shipit.sync(client)            # ship the project in the current folder, install what
+...                                # workers lack at the client's versions
 """
 
 from .errors import (
@@ -17,19 +18,38 @@ from .errors import (
     VersionMismatch,
 )
 from .guard import Guard, guard
+from .install import InstallFailed, install
 from .parity import check
-from .report import NodeResult, ParityReport, SyncReport, UnitResult
+from .report import (
+    EnvironmentInstall,
+    InstallReport,
+    NodeResult,
+    ParityReport,
+    SyncReport,
+    UnitResult,
+    WorkerRestart,
+)
+from .requirements import BadPipOption, BadRequirement, PipOptions
 from .ship import Plan, plan, sync
 from .watch import Watch, WatchEvent, watch
+from .wheels import BuildFailed, DownloadFailed
 
 __all__ = [
+    "BadPipOption",
+    "BadRequirement",
+    "BuildFailed",
     "ConfigError",
     "ConnectionFailed",
+    "DownloadFailed",
+    "EnvironmentInstall",
     "Guard",
+    "InstallFailed",
+    "InstallReport",
     "NoSchedulerError",
     "NodeResult",
     "PackError",
     "ParityReport",
+    "PipOptions",
     "Plan",
     "ProbeTimeout",
     "PushFailed",
@@ -41,8 +61,10 @@ __all__ = [
     "VersionMismatch",
     "Watch",
     "WatchEvent",
+    "WorkerRestart",
     "check",
     "guard",
+    "install",
     "plan",
     "sync",
     "watch",

@@ -16,9 +16,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-_LISTS = ("include", "exclude", "ignore", "extra_packages")
+_LISTS: tuple[str, ...] = ("include", "exclude", "ignore", "extra_packages")
+_LISTS += ("extra_index_url", "find_links", "build_wheels")
+_STRINGS = ("index_url",)
+_BOOLS = ("no_index", "wheels_from_client", "install_project")
+_NUMBERS = ("pip_timeout",)
 _SEVERITIES = ("error", "warning")
-KNOWN_KEYS = frozenset((*_LISTS, "severity"))
+KNOWN_KEYS = frozenset((*_LISTS, *_STRINGS, *_BOOLS, *_NUMBERS, "severity"))
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,15 @@ class Config:
     ignore: tuple[str, ...] = ()  # distributions `shipit check` does not compare
     extra_packages: tuple[str, ...] = ()  # distributions it compares beyond the imported ones
     severity: Mapping[str, str] = field(default_factory=dict, hash=False)  # name -> error/warning
+    # How `shipit sync` installs what workers lack (see shipit.install).
+    index_url: str | None = None
+    extra_index_url: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()  # paths are relative to the project folder
+    no_index: bool = False
+    wheels_from_client: bool = False  # the client fetches wheels; workers use no index
+    build_wheels: tuple[str, ...] = ()  # local projects to build and install, not ship as code
+    install_project: bool = False  # build and install this project itself, not ship it
+    pip_timeout: float | None = None
     pyproject: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -66,13 +79,29 @@ def load_config(root: str | Path = ".") -> Config:
             close = difflib.get_close_matches(name, sorted(KNOWN_KEYS), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown key [tool.shipit] {key!r}{hint}")
-        if name == "severity":
-            values[name] = _severity(key, value)
-            continue
-        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            raise ConfigError(f"[tool.shipit] {key} must be a list of strings, not {value!r}")
-        values[name] = tuple(value)
+        values[name] = _value(name, key, value)
     return Config(root=root, pyproject=pyproject, **values)
+
+
+def _value(name: str, key: str, value: object) -> Any:
+    """One ``[tool.shipit]`` value, checked against the type its key takes."""
+    if name == "severity":
+        return _severity(key, value)
+    if name in _STRINGS:
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"[tool.shipit] {key} must be a non-empty string, not {value!r}")
+        return value
+    if name in _BOOLS:
+        if not isinstance(value, bool):
+            raise ConfigError(f"[tool.shipit] {key} must be true or false, not {value!r}")
+        return value
+    if name in _NUMBERS:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(f"[tool.shipit] {key} must be a number of seconds, not {value!r}")
+        return float(value)
+    if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise ConfigError(f"[tool.shipit] {key} must be a list of strings, not {value!r}")
+    return tuple(value)
 
 
 def _severity(key: str, value: object) -> dict[str, str]:

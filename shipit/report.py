@@ -10,6 +10,8 @@ from .errors import SyntaxProblem
 
 UnitStatus = Literal["shipped", "unchanged", "removed", "not shipped"]
 Severity = Literal["ok", "warning", "error"]
+InstallStatus = Literal["installed", "satisfied", "failed", "planned"]
+RestartStatus = Literal["restarted", "needs restart", "no nanny", "failed"]
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,12 @@ class SyncReport:
     seconds: float = 0.0
     generation: int | None = None
     notes: tuple[str, ...] = field(default=())
+    install: InstallReport | None = None  # what `sync` installed, unless install=False
 
     @property
     def ok(self) -> bool:
-        return not self.problems and all(n.ok for n in self.nodes)
+        installed = self.install is None or self.install.ok
+        return not self.problems and all(n.ok for n in self.nodes) and installed
 
     @property
     def shipped(self) -> tuple[UnitResult, ...]:
@@ -69,6 +73,126 @@ class SyncReport:
         data = asdict(self)
         data["ok"] = self.ok
         data["problems"] = [str(p) for p in self.problems]
+        data["install"] = self.install.to_dict() if self.install is not None else None
+        return data
+
+
+@dataclass(frozen=True)
+class EnvironmentInstall:
+    """One pip run, for every node that shares one Python environment on one host.
+
+    pip ran in ``ran_on``'s process; the other ``nodes`` live in the same environment, so
+    that run covered them. ``installed`` lists what pip says it installed ("pkg-2.0.0").
+    """
+
+    host: str
+    prefix: str
+    nodes: tuple[str, ...]
+    ran_on: str
+    requirements: tuple[str, ...]
+    status: InstallStatus
+    installed: tuple[str, ...] = ()
+    error: str | None = None
+    wheels: tuple[str, ...] = ()  # wheel files the client shipped with the run
+    options: tuple[str, ...] = ()  # pip's options on the node
+    output: str = ""  # the end of pip's output
+    seconds: float = 0.0
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.prefix}"
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+    def line(self) -> str:
+        """``installed  instpkg==2.0.0  on host:/venv  2 nodes (tcp://..., ...)  1.2 s``."""
+        packages = " ".join(self.requirements)
+        label = {"planned": "would install"}.get(self.status)
+        who = f"{len(self.nodes)} node{_plural(len(self.nodes))} ({_names(self.nodes)})"
+        if self.status == "failed":
+            return f"failed     {packages}  on {self.where}  {who}: {self.error}"
+        timing = f"  {self.seconds:.1f} s" if self.status != "planned" else ""
+        return f"{label or self.status:<10} {packages}  on {self.where}  {who}{timing}"
+
+
+@dataclass(frozen=True)
+class WorkerRestart:
+    """A worker that runs other code than its environment now holds, and what became of it."""
+
+    worker: str
+    status: RestartStatus
+    packages: tuple[str, ...]  # "instpkg 2.0.0 installed, 1.0.0 loaded"
+    detail: str = ""
+
+    def line(self) -> str:
+        stale = "; ".join(self.packages)
+        if self.status == "restarted":
+            return f"restarted  {self.worker}  ({stale})"
+        if self.status == "no nanny":
+            return f"no nanny   {self.worker}: restart it yourself ({stale})"
+        if self.status == "failed":
+            return f"failed     restart of {self.worker}: {self.detail} ({stale})"
+        if self.detail:
+            return f"restart    {self.worker} yourself: {self.detail} ({stale})"
+        return f"restart    {self.worker} to load it ({stale}); or sync with --restart"
+
+
+@dataclass(frozen=True)
+class InstallReport:
+    """What an install did, per environment and per worker, and what the check found after.
+
+    ``ok`` is False when a pip run or a restart failed, or when the check after the install
+    still finds errors that a restart would not fix (``remaining``).
+    """
+
+    runs: tuple[EnvironmentInstall, ...] = ()
+    restarts: tuple[WorkerRestart, ...] = ()
+    skipped: tuple[str, ...] = ()  # why a difference was not turned into an install
+    remaining: tuple[VersionRow, ...] = ()
+    dry_run: bool = False
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> tuple[EnvironmentInstall, ...]:
+        return tuple(r for r in self.runs if r.status == "failed")
+
+    @property
+    def needs_restart(self) -> tuple[str, ...]:
+        return tuple(r.worker for r in self.restarts if r.status != "restarted")
+
+    @property
+    def ok(self) -> bool:
+        # "no nanny": a restart was asked for and could not happen; that worker runs old code.
+        restarts_failed = any(r.status in ("failed", "no nanny") for r in self.restarts)
+        return not self.failed and not restarts_failed and not self.remaining
+
+    @property
+    def summary(self) -> str:
+        n = len(self.runs)
+        nodes = sum(len(r.nodes) for r in self.runs)
+        if self.dry_run:
+            head = f"would run pip in {n} environment{_plural(n)} ({nodes} nodes)"
+            return head + "; nothing was installed" if n else "nothing to install"
+        if not n:
+            head = "nothing to install"
+        else:
+            done = sum(r.status != "failed" for r in self.runs)
+            head = f"pip ran in {n} environment{_plural(n)} ({nodes} nodes), {done} ok"
+            head += f", {len(self.failed)} failed" if self.failed else ""
+        restarted = sum(r.status == "restarted" for r in self.restarts)
+        waiting = len(self.needs_restart)
+        head += f"; restarted {restarted} worker{_plural(restarted)}" if restarted else ""
+        need = "needs" if waiting == 1 else "need"
+        head += f"; {waiting} worker{_plural(waiting)} {need} a restart" if waiting else ""
+        head += f"; {len(self.remaining)} difference(s) remain" if self.remaining else ""
+        return f"{head} in {self.seconds:.1f} s"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["remaining"] = [{**asdict(r), "by_worker": dict(r.by_worker)} for r in self.remaining]
+        data["ok"] = self.ok
         return data
 
 
@@ -152,3 +276,9 @@ def format_table(rows: Collection[VersionRow]) -> str:
 
 def _plural(n: int) -> str:
     return "" if n == 1 else "s"
+
+
+def _names(addresses: Collection[str], shown: int = 3) -> str:
+    first = sorted(addresses)[:shown]
+    more = len(addresses) - len(first)
+    return ", ".join(first) + (f" +{more} more" if more else "")

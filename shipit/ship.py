@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -36,8 +37,12 @@ from .errors import (
     ShipitError,
     SyntaxProblem,
 )
+from .install import InstallFailed
+from .install import install as install_missing
 from .pack import Pack, Packer, StaleFile
 from .report import NodeResult, SyncReport, UnitResult
+from .requirements import PipOptions
+from .wheels import code_only
 
 logger = logging.getLogger(__name__)
 
@@ -295,30 +300,65 @@ def sync(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     strict: bool = True,
+    install: bool = True,
+    restart: bool = False,
+    dry_run: bool = False,
+    index_url: str | None = None,
+    extra_index_urls: Sequence[str] | None = None,
+    find_links: Sequence[str] | None = None,
+    no_index: bool | None = None,
+    wheels_from_client: bool | None = None,
+    pip_timeout: float | None = None,
 ) -> SyncReport:
-    """Ship the project at ``path`` to the scheduler and every worker; no restart.
+    """Ship the project at ``path`` to the scheduler and every worker, then install there
+    what they lack (see :func:`shipit.install`); restart workers only with ``restart``.
 
     ``client`` is a connected :class:`distributed.Client`, a scheduler address, or None for
-    ``DASK_SCHEDULER_ADDRESS``. Returns once every node confirmed the new code. With
-    ``strict`` (the default) a unit that does not compile raises :class:`PackError` and a
-    node that failed raises :class:`PushFailed`, after the rest has shipped.
+    ``DASK_SCHEDULER_ADDRESS``. Returns once every node confirmed the new code and pip
+    finished everywhere. With ``strict`` (the default) a unit that does not compile raises
+    :class:`PackError`, a node that failed raises :class:`PushFailed` and an incomplete
+    install raises :class:`InstallFailed`, after the rest was done. ``dry_run`` sends no
+    code and installs nothing: ``report.install`` holds the plan. Pip options left as None
+    come from ``[tool.shipit]``.
 
-    >>> report = shipit.sync(client)
-    >>> [u.name for u in report.shipped]
-    ['montecarlo']
+    >>> report = shipit.sync(client, find_links=["wheels"], no_index=True)
+    >>> [u.name for u in report.shipped], [r.status for r in report.install.runs]
+    (['montecarlo'], ['installed'])
     """
     the_plan = plan(path)
+    if install:  # a bad pip option fails before anything is sent
+        PipOptions.resolve(
+            the_plan.config, index_url=index_url, extra_index_urls=extra_index_urls,
+            find_links=find_links, no_index=no_index,
+        )  # fmt: skip
     with connect(client, timeout) as c:
-        for _ in range(3):
-            try:
-                report = Shipper(c, the_plan.config.root).push(the_plan.packs, the_plan.problems)
-                break
-            except StaleFile:  # edited mid-sync: take the new snapshot
-                the_plan = plan(path)
+        if dry_run:
+            report = SyncReport(units=(), notes=("dry run: no code was sent",))
         else:
-            raise ShipitError("files kept changing during the sync; try again when they settle")
+            for _ in range(3):
+                # Projects installed as wheels do not ship as code too (install=False: they do).
+                packs, problems = (
+                    code_only(the_plan) if install else (the_plan.packs, the_plan.problems)
+                )
+                try:
+                    report = Shipper(c, the_plan.config.root).push(packs, problems)
+                    break
+                except StaleFile:  # edited mid-sync: take the new snapshot
+                    the_plan = plan(path)
+            else:
+                raise ShipitError("files kept changing during the sync; try again when they settle")
+        if install:
+            done = install_missing(
+                c, path, restart=restart, dry_run=dry_run, index_url=index_url,
+                extra_index_urls=extra_index_urls, find_links=find_links, no_index=no_index,
+                wheels_from_client=wheels_from_client, pip_timeout=pip_timeout,
+                timeout=timeout, strict=False,
+            )  # fmt: skip
+            report = dataclasses.replace(report, install=done)
     if strict and report.problems:
         raise PackError(report.problems)
     if strict and report.failures:
         raise PushFailed(report.failures, report)
+    if strict and report.install is not None and not report.install.ok:
+        raise InstallFailed(report.install)
     return report

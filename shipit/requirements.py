@@ -1,0 +1,246 @@
+"""What to install where: pinned requirements from a parity report, grouped by environment.
+
+Pure functions over plain values: a report's rows, each node's environment (what
+``shipit.installer.environment`` returns), the versions of local projects. Nothing here
+touches a cluster, so every rule is tested with plain data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import InvalidVersion, Version
+
+from .config import Config
+from .errors import UsageError
+from .report import VersionRow
+
+SCHEDULER = "scheduler"  # the scheduler's key among the nodes
+# PEP 508 names: letters, digits and ._- inside; never an option ("-e"), a path or a URL.
+_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
+_URL_SCHEMES = ("http", "https", "file")
+
+
+class BadRequirement(UsageError):
+    """A name or version that cannot become a ``name==version`` requirement."""
+
+    def __init__(self, name: str, version: str, reason: str) -> None:
+        self.name, self.version, self.reason = name, version, reason
+        super().__init__(f"cannot install {name!r} version {version!r}: {reason}")
+
+
+class BadPipOption(UsageError):
+    """An index, find-links or other pip option value shipit will not pass on."""
+
+    def __init__(self, option: str, value: str, reason: str) -> None:
+        self.option, self.value = option, value
+        super().__init__(f"{option} {value!r}: {reason}")
+
+
+def pin(name: str, version: str) -> str:
+    """``name==version``, refusing anything pip could read as an option, a path or a URL.
+
+    >>> pin("numpy", "2.1.0")
+    'numpy==2.1.0'
+    """
+    if not _NAME.fullmatch(name):
+        raise BadRequirement(name, version, "not a distribution name")
+    try:
+        Version(version)
+    except InvalidVersion:
+        raise BadRequirement(name, version, "not a version pip understands") from None
+    try:
+        requirement = Requirement(f"{name}=={version}")
+    except InvalidRequirement as e:
+        raise BadRequirement(name, version, str(e)) from None
+    return str(requirement)
+
+
+def installed_version(cell: str | None) -> str | None:
+    """The version installed on disk, from a parity cell; None when it is missing.
+
+    Cells read ``"2.0.0"``, ``"2.0.0 installed, 1.0.0 loaded"``, ``"2.0.0, files changed
+    since loaded"`` or ``"missing"`` (see ``shipit.versions``).
+    """
+    if cell is None or cell in ("missing", "?"):
+        return None
+    return cell.partition(" installed, ")[0].partition(", files changed")[0]
+
+
+def stale(cell: str) -> bool:
+    """Whether a parity cell says the process runs other code than it has installed."""
+    return " installed, " in cell or cell.endswith("files changed since loaded")
+
+
+@dataclass(frozen=True)
+class PipOptions:
+    """Where pip looks for packages: passed to pip on the nodes, or to ``pip download``."""
+
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+
+    def __post_init__(self) -> None:
+        for option, value in self._values():
+            _check_option(option, value)
+
+    def _values(self) -> Iterable[tuple[str, str]]:
+        yield from (("--index-url", v) for v in [self.index_url] if v is not None)
+        yield from (("--extra-index-url", v) for v in self.extra_index_urls)
+        yield from (("--find-links", v) for v in self.find_links)
+
+    def args(self) -> list[str]:
+        """pip's command-line options, ``--no-index`` first."""
+        args = ["--no-index"] if self.no_index else []
+        for option, value in self._values():
+            args += [option, value]
+        return args
+
+    @classmethod
+    def resolve(
+        cls,
+        config: Config,
+        *,
+        index_url: str | None = None,
+        extra_index_urls: Sequence[str] | None = None,
+        find_links: Sequence[str] | None = None,
+        no_index: bool | None = None,
+    ) -> PipOptions:
+        """Each option as given, else ``[tool.shipit]``'s; relative paths become absolute.
+
+        >>> PipOptions.resolve(config, find_links=["wheels"]).args()
+        ['--find-links', '/home/me/project/wheels']
+        """
+        if find_links:
+            links = tuple(_local(v, Path.cwd()) for v in find_links)
+        else:
+            links = tuple(_local(v, config.root) for v in config.find_links)
+        return cls(
+            index_url=index_url or config.index_url,
+            extra_index_urls=tuple(extra_index_urls or config.extra_index_url),
+            find_links=links,
+            no_index=config.no_index if no_index is None else no_index,
+        )
+
+
+def _local(value: str, base: Path) -> str:
+    """A find-links path made absolute (nodes run elsewhere); URLs stay as they are."""
+    if urlparse(value).scheme in _URL_SCHEMES:
+        return value
+    return str((base / value).resolve())
+
+
+def _check_option(option: str, value: str) -> None:
+    if not value or value.startswith("-") or any(c in value for c in "\r\n\0"):
+        raise BadPipOption(option, value, "not a URL or a path")
+    scheme = urlparse(value).scheme
+    if option != "--find-links" and scheme not in _URL_SCHEMES:
+        raise BadPipOption(option, value, "an index must be an http, https or file URL")
+
+
+@dataclass(frozen=True)
+class Group:
+    """One Python environment on one host: the nodes in it and the one pip run they need."""
+
+    key: str
+    environment: Mapping[str, Any] = field(hash=False)
+    nodes: tuple[str, ...]  # every node in this environment, the scheduler as "scheduler"
+    ran_on: str  # the node whose process runs pip: a worker where there is one
+    requirements: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Needs:
+    """Per node, the pinned requirements it lacks; and why some differences were left alone."""
+
+    by_node: Mapping[str, tuple[str, ...]]
+    skipped: tuple[str, ...] = ()
+
+
+def needs(
+    rows: Iterable[VersionRow],
+    required: Mapping[str, bool],
+    local: Mapping[str, str] | None = None,
+) -> Needs:
+    """What each node must install to run what the client runs.
+
+    ``rows`` are a parity report's; ``required`` says which distributions every node
+    needs (others only need the client's version where present); ``local`` maps the
+    canonical names of local projects to the version built from their folder, which wins
+    over the client's. A local project that no row mentions is missing everywhere.
+
+    >>> needs(report.rows, {"instpkg": True}).by_node
+    {'tcp://127.0.0.1:4001': ('instpkg==2.0.0',)}
+    """
+    local = dict(local or {})
+    by_node: dict[str, list[str]] = {}
+    skipped: list[str] = []
+    seen: set[str] = set()
+    nodes: set[str] = set()
+    for row in rows:
+        if row.kind != "package":
+            continue
+        nodes |= set(row.by_worker)
+        seen.add(row.package)
+        target = local.get(row.package, row.client)
+        if installed_version(target) is None:
+            skipped.append(f"{row.package}: not installed on the client, so no version to pin")
+            continue
+        try:
+            requirement = pin(row.package, target)
+        except BadRequirement as e:
+            skipped.append(str(e))
+            continue
+        cells = {**row.by_worker, SCHEDULER: row.scheduler}
+        for node, cell in cells.items():
+            if cell == "?":  # the scheduler did not answer: the probe row says so
+                continue
+            have = installed_version(cell)
+            if have is None and not required.get(row.package, True) and row.package not in local:
+                continue  # Dask uses it where present; absent is fine
+            if have != target:
+                by_node.setdefault(node, []).append(requirement)
+    for name, version in sorted(local.items()):
+        if name not in seen:
+            for node in sorted(nodes | {SCHEDULER}):
+                by_node.setdefault(node, []).append(pin(name, version))
+    return Needs({n: tuple(sorted(r)) for n, r in sorted(by_node.items())}, tuple(skipped))
+
+
+def group(
+    by_node: Mapping[str, Sequence[str]], environments: Mapping[str, Mapping[str, Any]]
+) -> tuple[list[Group], list[str]]:
+    """One pip run per environment: the groups, and the nodes whose environment is unknown.
+
+    ``environments`` maps every node that answered (needing an install or not) to what
+    ``installer.environment`` returned there; nodes that share a ``key`` share a group.
+    """
+    members: dict[str, list[str]] = {}
+    for node, env in environments.items():
+        members.setdefault(str(env["key"]), []).append(node)
+    groups, unknown = [], []
+    wanted: dict[str, set[str]] = {}
+    for node, requirements in by_node.items():
+        if node not in environments:
+            unknown.append(node)
+            continue
+        wanted.setdefault(str(environments[node]["key"]), set()).update(requirements)
+    for key, pins in sorted(wanted.items()):
+        nodes = sorted(members[key], key=lambda n: (n == SCHEDULER, n))
+        groups.append(
+            Group(
+                key=key,
+                environment=environments[nodes[0]],
+                nodes=tuple(nodes),
+                ran_on=nodes[0],
+                requirements=tuple(sorted(pins)),
+            )
+        )
+    return groups, sorted(unknown)

@@ -1,0 +1,451 @@
+"""`shipit sync` installs what workers lack: real pip in real `dask worker` processes, no network.
+
+``instpkg`` 1.0.0 and 2.0.0, ``ghostpkg`` 3.0.0 and ``locallib`` 0.3.0 (a project of its own,
+a path dependency) are built into wheels here with ``build``. Each node runs from its own venv,
+copied from a template: its own site-packages first, then (by a .pth) this environment's, for
+Dask and pip, so ``python -m pip`` works inside it and installs into it. The client has
+instpkg 2.0.0, ghostpkg 3.0.0 and locallib 0.3.0 on PYTHONPATH. pip reads no configuration
+from this machine: only the options a test passes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import textwrap
+import time
+import venv
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from distributed import Client
+
+import shipit
+from shipit import installer
+
+from .conftest import ProcessCluster, Project
+
+OLD, NEW, GHOST, LOCAL = "1.0.0", "2.0.0", "3.0.0", "0.3.0"
+
+
+def _clean_environ() -> dict[str, str]:
+    drop = ("PYTHONPATH", "DASK_SCHEDULER_ADDRESS")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") and k not in drop}
+    return {**env, "PIP_CONFIG_FILE": os.devnull}
+
+
+@pytest.fixture(autouse=True)
+def no_pip_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nodes and the CLI inherit this environment: no find-links or index from this machine."""
+    for name in [k for k in os.environ if k.startswith("PIP_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+
+
+def _run(*args: str | Path) -> None:
+    done = subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, env=_clean_environ()
+    )
+    assert done.returncode == 0, f"{args}\n{done.stdout}\n{done.stderr}"
+
+
+def _write_project(folder: Path, name: str, version: str) -> Path:
+    module = name.replace("-", "_")
+    (folder / module).mkdir(parents=True)
+    (folder / "pyproject.toml").write_text(textwrap.dedent(f"""
+        [build-system]
+        requires = ["setuptools"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "{name}"
+        version = "{version}"
+    """))  # fmt: skip
+    (folder / module / "__init__.py").write_text(
+        f'__version__ = "{version}"\n\n\ndef version(_=None):\n    return __version__\n'
+    )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Folders of wheels: ``index`` (instpkg 1.0.0, 2.0.0), ``ghost``, ``local``; and the
+    ``locallib`` source folder."""
+    root = tmp_path_factory.mktemp("built")
+    sources = {
+        "index": [("instpkg", OLD), ("instpkg", NEW)],
+        "ghost": [("ghostpkg", GHOST)],
+        "local": [("locallib", LOCAL)],
+    }
+    builds = []
+    for folder, projects in sources.items():
+        for name, version in projects:
+            src = _write_project(root / "src" / f"{name}-{version}", name, version)
+            command = [sys.executable, "-m", "build", "--wheel", "--no-isolation"]
+            builds.append(
+                subprocess.Popen(
+                    [*command, "-o", root / folder, src],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )
+            )
+    for build in builds:
+        assert build.wait() == 0, build.stderr.read() if build.stderr else ""
+    return {**{f: root / f for f in sources}, "locallib": root / "src" / f"locallib-{LOCAL}"}
+
+
+def _node_venv(folder: Path, built: dict[str, Path], *packages: str) -> Path:
+    """A venv that sees this environment's packages (Dask, pip) after its own."""
+    venv.create(folder, with_pip=False, symlinks=True)
+    python = folder / "bin" / "python"
+    site = subprocess.check_output(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
+    )
+    Path(site.strip(), "dask-stack.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    if packages:
+        links = [a for f in ("index", "ghost", "local") for a in ("--find-links", built[f])]
+        _run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-index",
+             *links, *packages)  # fmt: skip
+    return python
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory, built: dict[str, Path]) -> dict[str, Path]:
+    """Venvs to copy: a test changes its copies only."""
+    root = tmp_path_factory.mktemp("templates")
+    wanted = {
+        "empty": (),
+        "old": (f"instpkg=={OLD}",),
+        "new": (f"instpkg=={NEW}",),
+        "ghost": (f"ghostpkg=={GHOST}",),
+        "scheduler": (f"instpkg=={NEW}", f"ghostpkg=={GHOST}", f"locallib=={LOCAL}"),
+    }
+    return {name: _node_venv(root / name, built, *p).parent.parent for name, p in wanted.items()}
+
+
+@pytest.fixture(scope="session")
+def client_site(tmp_path_factory: pytest.TempPathFactory, built: dict[str, Path]) -> Path:
+    """What the client has: instpkg 2.0.0, ghostpkg 3.0.0, locallib 0.3.0."""
+    target = tmp_path_factory.mktemp("client-site")
+    links = [a for f in ("index", "ghost", "local") for a in ("--find-links", built[f])]
+    _run(sys.executable, "-m", "pip", "install", "-q", "--no-index", *links, "--target", target,
+         f"instpkg=={NEW}", f"ghostpkg=={GHOST}", f"locallib=={LOCAL}")  # fmt: skip
+    return target
+
+
+class Nodes(ProcessCluster):
+    """A scheduler, and workers each started from the venv a test names."""
+
+    def __init__(self, workdir: Path, templates: dict[str, Path]) -> None:
+        self.templates = templates
+        super().__init__(self.venv("scheduler", workdir.parent / "scheduler-venv"), workdir)
+
+    def venv(self, template: str, folder: Path) -> Path:
+        shutil.copytree(self.templates[template], folder, symlinks=True)
+        return folder / "bin" / "python"
+
+    def worker(self, python: Path, *, nanny: bool = True) -> None:
+        own, self.python = self.python, python
+        try:
+            if nanny:
+                self.start_worker()
+            else:
+                self._spawn(
+                    "distributed.cli.dask_worker", "--scheduler-file", str(self.scheduler_file),
+                    "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1", "--no-nanny",
+                )  # fmt: skip
+        finally:
+            self.python = own
+
+    def close(self) -> None:
+        # Workers first: a worker whose scheduler vanished first spends seconds trying it again.
+        scheduler, self.procs = self.procs[:1], self.procs[1:]
+        super().close()
+        self.procs = scheduler
+        super().close()
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, templates: dict[str, Path]) -> Iterator[Nodes]:
+    (tmp_path / "nodes").mkdir()
+    cluster = Nodes(tmp_path / "nodes", templates)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def _address(nodes: Nodes) -> str:
+    return str(json.loads(nodes.scheduler_file.read_text())["address"])
+
+
+def _start(nodes: Nodes, *workers: tuple[Path, bool]) -> Client:
+    """A scheduler, then these workers (python, with a nanny?), and a client once all joined."""
+    address = nodes.start_scheduler()
+    for python, nanny in workers:
+        nodes.worker(python, nanny=nanny)
+    client = Client(address, timeout=30)
+    client.wait_for_workers(len(workers), timeout=60)
+    return client
+
+
+def _shipit(
+    nodes: Nodes, project: Project, client_site: Path, *options: str | Path
+) -> subprocess.CompletedProcess[str]:
+    env = {**_clean_environ(), "PYTHONPATH": str(client_site)}
+    command = [sys.executable, "-m", "shipit", "sync", str(project.root)]
+    command += ["--scheduler", _address(nodes), *map(str, options)]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=150)
+
+
+def _json(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    try:
+        return dict(json.loads(done.stdout))
+    except ValueError:
+        raise AssertionError(f"not JSON:\n{done.stdout}\n{done.stderr}") from None
+
+
+def _on(client: Client, worker: str, func: Any, *args: Any) -> Any:
+    return client.submit(func, *args, workers=[worker], allow_other_workers=False, pure=False)
+
+
+def _tasks() -> SimpleNamespace:
+    """What tests run on workers. Defined in a function, they travel by value: the nodes
+    cannot import this test module."""
+
+    def instpkg_version(_: object = None) -> str:
+        import instpkg  # type: ignore[import-not-found]
+
+        return str(instpkg.__version__)
+
+    def locallib_version(_: object = None) -> str:
+        import importlib.metadata
+
+        import locallib  # type: ignore[import-not-found]
+
+        return f"{locallib.version()} {importlib.metadata.version('locallib')}"
+
+    def importable(name: str) -> bool:
+        import importlib.util
+
+        return importlib.util.find_spec(name) is not None
+
+    def prefix() -> str:
+        import sys
+
+        return sys.prefix
+
+    return SimpleNamespace(**locals())
+
+
+TASKS = _tasks()
+
+
+@pytest.fixture
+def job(project: Project) -> Project:
+    project.write("job.py", "import instpkg\n\n\ndef run():\n    return instpkg.version()\n")
+    return project
+
+
+def test_dry_run_changes_nothing_then_sync_installs_once_for_two_workers_of_one_venv(
+    tmp_path: Path, nodes: Nodes, built: dict[str, Path], job: Project, client_site: Path
+) -> None:
+    python = nodes.venv("empty", tmp_path / "shared")
+    with _start(nodes, (python, True), (python, True)) as client:
+        workers = sorted(client.scheduler_info()["workers"])
+        index = ("--no-index", "--find-links", built["index"])
+
+        plan = _shipit(nodes, job, client_site, "--dry-run", *index)
+
+        assert plan.returncode == 0, plan.stdout + plan.stderr
+        (line,) = [line for line in plan.stdout.splitlines() if line.startswith("would install")]
+        assert f"instpkg=={NEW}" in line and f":{python.parent.parent}" in line
+        assert all(w in line for w in workers) and "2 nodes" in line
+        assert plan.stdout.splitlines()[-1].startswith("would ship 3 unit(s)")
+        assert client.run(TASKS.importable, "instpkg") == dict.fromkeys(workers, False)
+        assert client.run(TASKS.importable, job.name) == dict.fromkeys(workers, False)  # no code
+
+        done = _shipit(nodes, job, client_site, *index, "--json")
+
+        assert done.returncode == 0, done.stdout + done.stderr
+        (run,) = _json(done)["install"]["runs"]  # one pip run for both workers
+        assert (run["status"], run["installed"]) == ("installed", [f"instpkg-{NEW}"])
+        assert sorted(run["nodes"]) == workers and run["ran_on"] in workers
+        assert run["output"].count("Successfully installed") == 1
+        assert [_on(client, w, TASKS.instpkg_version).result() for w in workers] == [NEW, NEW]
+
+
+def test_a_mismatched_version_is_replaced_and_only_the_worker_that_loaded_it_restarts(
+    tmp_path: Path, nodes: Nodes, built: dict[str, Path], job: Project, client_site: Path
+) -> None:
+    python = nodes.venv("old", tmp_path / "old")
+    with _start(nodes, (python, True), (python, True)) as client:
+        loaded, idle = sorted(client.scheduler_info()["workers"])
+        assert _on(client, loaded, TASKS.instpkg_version).result() == OLD
+        pids = client.run(os.getpid)
+
+        done = _shipit(nodes, job, client_site, "--no-index", "--find-links", built["index"],
+                       "--restart")  # fmt: skip
+
+        assert done.returncode == 0, done.stdout + done.stderr
+        lines = done.stdout.splitlines()
+        assert any(line.startswith("installed  instpkg==2.0.0") for line in lines), done.stdout
+        assert f"restarted  {loaded}  (instpkg {NEW} installed, {OLD} loaded)" in lines
+        assert not any(idle in line for line in lines if line.startswith("restart"))
+        client.wait_for_workers(2, timeout=30)
+        now = client.run(os.getpid)
+        assert now[idle] == pids[idle]  # untouched
+        assert loaded not in now and pids[loaded] not in now.values()  # a new process
+        assert {_on(client, w, TASKS.instpkg_version).result() for w in now} == {NEW}
+
+
+def test_without_restart_the_report_names_stale_workers_and_a_worker_without_nanny_is_kept(
+    tmp_path: Path, nodes: Nodes, built: dict[str, Path], job: Project, client_site: Path
+) -> None:
+    python = nodes.venv("old", tmp_path / "old")
+    with _start(nodes, (python, True), (python, False)) as client:
+        workers = sorted(client.scheduler_info()["workers"])
+        nannies = {a for a, w in client.scheduler_info()["workers"].items() if w.get("nanny")}
+        (with_nanny,), (bare,) = sorted(nannies), sorted(set(workers) - nannies)
+        assert [_on(client, w, TASKS.instpkg_version).result() for w in workers] == [OLD, OLD]
+        index = ("--no-index", "--find-links", built["index"])
+
+        done = _shipit(nodes, job, client_site, *index)
+
+        assert done.returncode == 0, done.stdout + done.stderr
+        for worker in workers:
+            assert f"restart    {worker} to load it (instpkg {NEW} installed, {OLD} loaded)" in (
+                done.stdout
+            )
+        assert "2 workers need a restart" in done.stdout.splitlines()[-1]
+        assert [_on(client, w, TASKS.instpkg_version).result() for w in workers] == [OLD, OLD]
+
+        again = _shipit(nodes, job, client_site, *index, "--restart", "--json")
+
+        assert again.returncode == 1, again.stdout + again.stderr
+        report = _json(again)["install"]
+        assert report["runs"] == []  # installed already: no pip
+        statuses = {r["worker"]: r["status"] for r in report["restarts"]}
+        assert statuses == {with_nanny: "restarted", bare: "no nanny"}
+        assert bare in client.scheduler_info()["workers"]  # not shut down, not waited for
+        assert _on(client, bare, TASKS.instpkg_version).result() == OLD
+
+
+def test_a_failing_install_names_pip_error_and_the_other_environment_still_installs(
+    tmp_path: Path,
+    nodes: Nodes,
+    built: dict[str, Path],
+    job: Project,
+    client_site: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    job.write("ghost.py", "import ghostpkg\n")
+    lacks_instpkg = nodes.venv("ghost", tmp_path / "a")  # has ghostpkg 3.0.0
+    lacks_ghost = nodes.venv("new", tmp_path / "b")  # the index folder has no ghostpkg at all
+    with _start(nodes, (lacks_instpkg, True), (lacks_ghost, True)) as client:
+        by_prefix = {Path(p): w for w, p in client.run(TASKS.prefix).items()}
+        good, bad = by_prefix[tmp_path / "a"], by_prefix[tmp_path / "b"]
+
+        done = _shipit(nodes, job, client_site, "--no-index", "--find-links", built["index"])
+
+        assert done.returncode == 1, done.stdout + done.stderr
+        (failed,) = [line for line in done.stderr.splitlines() if line.startswith("failed")]
+        assert f"ghostpkg=={GHOST}  on " in failed and bad in failed
+        assert f"No matching distribution found for ghostpkg=={GHOST}" in failed
+        assert "Traceback" not in done.stderr
+        assert any(
+            line.startswith(f"installed  instpkg=={NEW}") and good in line
+            for line in done.stdout.splitlines()
+        ), done.stdout
+        assert _on(client, good, TASKS.instpkg_version).result() == NEW
+        assert _on(client, bad, TASKS.instpkg_version).result() == NEW  # still serves tasks
+
+        monkeypatch.syspath_prepend(str(client_site))  # the same, from Python: now it raises
+        with pytest.raises(shipit.InstallFailed, match=f"found for ghostpkg=={GHOST}") as info:
+            shipit.install(client, job.root, no_index=True, find_links=[str(built["index"])])
+        (run,) = info.value.report.runs  # the other environment is up to date: no pip there
+        assert (run.status, run.nodes) == ("failed", (bad,))
+
+
+def test_wheels_from_client_install_on_a_worker_whose_pip_gets_no_index(
+    tmp_path: Path, nodes: Nodes, built: dict[str, Path], job: Project, client_site: Path
+) -> None:
+    python = nodes.venv("empty", tmp_path / "offline")
+    with _start(nodes, (python, True)) as client:
+        (worker,) = client.scheduler_info()["workers"]
+
+        done = _shipit(nodes, job, client_site, "--wheels-from-client", "--no-index",
+                       "--find-links", built["index"], "--json")  # fmt: skip
+
+        assert done.returncode == 0, done.stdout + done.stderr
+        (run,) = _json(done)["install"]["runs"]
+        assert run["wheels"] == [f"instpkg-{NEW}-py3-none-any.whl"]
+        assert run["options"][:2] == ["--no-index", "--find-links"]
+        assert len(run["options"]) == 3 and "shipit-wheels-" in run["options"][2]
+        assert str(built["index"]) not in json.dumps(run)  # the worker never saw that folder
+        assert _on(client, worker, TASKS.instpkg_version).result() == NEW
+
+
+def test_a_path_dependency_is_built_into_a_wheel_and_installed(
+    tmp_path: Path, nodes: Nodes, built: dict[str, Path], job: Project, client_site: Path
+) -> None:
+    url = built["locallib"].as_uri()
+    job.write("pyproject.toml", f'[project]\nname = "job"\nversion = "0"\n'
+              f'dependencies = ["locallib @ {url}"]\n')  # fmt: skip
+    python = nodes.venv("empty", tmp_path / "worker")
+    with _start(nodes, (python, True)) as client:
+        (worker,) = client.scheduler_info()["workers"]
+
+        done = _shipit(nodes, job, client_site, "--no-index", "--find-links", built["index"],
+                       "--json")  # fmt: skip
+
+        assert done.returncode == 0, done.stdout + done.stderr
+        (run,) = _json(done)["install"]["runs"]
+        assert f"locallib=={LOCAL}" in run["requirements"]
+        assert f"locallib-{LOCAL}-py3-none-any.whl" in run["wheels"]
+        assert _on(client, worker, TASKS.locallib_version).result() == f"{LOCAL} {LOCAL}"
+
+
+def test_the_environment_names_this_python_and_only_wheel_tags_it_accepts() -> None:
+    from packaging import tags
+
+    env = installer.environment()
+
+    assert (env["prefix"], env["executable"]) == (sys.prefix, sys.executable)
+    assert env["python"] == f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert env["key"] == installer.environment()["key"]  # stable: workers group by it
+    supported = list(tags.sys_tags())
+    assert env["implementation"] == supported[0].interpreter[:2]
+    assert set(env["abis"]) <= {t.abi for t in supported}
+    assert [*env["platforms"], "any"] == list(dict.fromkeys(t.platform for t in supported))
+
+
+def test_pip_waits_for_its_environment_lock_and_gives_up_in_time() -> None:
+    key = installer.environment()["key"]
+    lock = Path(tempfile.gettempdir(), f"shipit-pip-{key}.lock")
+    with installer._locked(str(lock), 5):  # another pip runs in this environment
+        started = time.monotonic()
+        result = installer._install(["instpkg==2.0.0"], ["--no-index"], {}, 0.5)
+    assert time.monotonic() - started < 3
+    assert result["ok"] is False
+    assert result["error"] == f"another pip held {lock} for 0.5 s"
+
+
+def test_a_bad_pip_option_is_one_line_before_anything_is_sent(project: Project) -> None:
+    command = [sys.executable, "-m", "shipit", "sync", str(project.root)]
+    command += ["--scheduler", "tcp://127.0.0.1:9", "--index-url=--trusted-host=evil"]
+
+    done = subprocess.run(command, capture_output=True, text=True, env=_clean_environ())
+
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "ERROR --index-url '--trusted-host=evil': not a URL or a path"
+    ]
