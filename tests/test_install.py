@@ -255,12 +255,14 @@ def job(project: Project) -> Project:
     return project
 
 
-def test_dry_run_changes_nothing_then_sync_installs_once_for_two_workers_of_one_venv(
+def test_dry_run_changes_nothing_then_sync_installs_once_for_four_workers_of_one_venv(
     tmp_path: Path, nodes: Nodes, built: dict[str, Path], job: Project, client_site: Path
 ) -> None:
     python = nodes.venv("empty", tmp_path / "shared")
-    with _start(nodes, (python, True), (python, True)) as client:
-        workers = sorted(client.scheduler_info()["workers"])
+    with _start(nodes, *[(python, True)] * 4) as client:  # four processes start at once
+        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        assert len(workers) == 4 and len(set(client.run(os.getpid).values())) == 4
+        assert set(client.run(TASKS.prefix).values()) == {str(tmp_path / "shared")}
         index = ("--no-index", "--find-links", built["index"])
 
         plan = _shipit(nodes, job, client_site, "--dry-run", *index)
@@ -268,7 +270,7 @@ def test_dry_run_changes_nothing_then_sync_installs_once_for_two_workers_of_one_
         assert plan.returncode == 0, plan.stdout + plan.stderr
         (line,) = [line for line in plan.stdout.splitlines() if line.startswith("would install")]
         assert f"instpkg=={NEW}" in line and f":{python.parent.parent}" in line
-        assert all(w in line for w in workers) and "2 nodes" in line
+        assert f"4 nodes ({', '.join(workers[:3])} +1 more)" in line  # the table shows three
         assert plan.stdout.splitlines()[-1].startswith("would ship 3 unit(s)")
         assert client.run(TASKS.importable, "instpkg") == dict.fromkeys(workers, False)
         assert client.run(TASKS.importable, job.name) == dict.fromkeys(workers, False)  # no code
@@ -276,11 +278,14 @@ def test_dry_run_changes_nothing_then_sync_installs_once_for_two_workers_of_one_
         done = _shipit(nodes, job, client_site, *index, "--json")
 
         assert done.returncode == 0, done.stdout + done.stderr
-        (run,) = _json(done)["install"]["runs"]  # one pip run for both workers
+        runs = _json(done)["install"]["runs"]
+        (run,) = runs  # one environment: one pip run for all four workers
         assert (run["status"], run["installed"]) == ("installed", [f"instpkg-{NEW}"])
         assert sorted(run["nodes"]) == workers and run["ran_on"] in workers
-        assert run["output"].count("Successfully installed") == 1
-        assert [_on(client, w, TASKS.instpkg_version).result() for w in workers] == [NEW, NEW]
+        assert run["prefix"] == str(tmp_path / "shared")
+        # pip's own word: it installed once, in all the output shipit kept.
+        assert sum(r["output"].count("Successfully installed") for r in runs) == 1
+        assert [_on(client, w, TASKS.instpkg_version).result() for w in workers] == [NEW] * 4
 
 
 def test_a_mismatched_version_is_replaced_and_only_the_worker_that_loaded_it_restarts(
