@@ -151,18 +151,30 @@ class NodeStore:
 
     def _stage_all(
         self, changed: list[dict[str, Any]], blobs: dict[str, bytes], local: dict[str, str]
-    ) -> dict[str, str]:
+    ) -> dict[str, dict[str, Any]]:
         return {u["name"]: self._stage(u, blobs, local) for u in changed}
 
-    def _stage(self, unit: dict[str, Any], blobs: dict[str, bytes], local: dict[str, str]) -> str:
-        """Build a unit's version folder beside the live ones, then rename it into place."""
+    def _stage(
+        self, unit: dict[str, Any], blobs: dict[str, bytes], local: dict[str, str]
+    ) -> dict[str, Any]:
+        """Write what the new version needs beside the live one; nothing live changes here.
+
+        A unit seen before is staged as a patch: only its new and changed files, which the
+        switch moves into the live folder as it renames it to the new version's name. So
+        saving one file of a 2,000-file package moves one file, not 2,000.
+        """
         final = self._version_dir(unit)
-        if os.path.isdir(final):  # renamed into place only when complete
-            return final
+        if os.path.isdir(final):  # complete: folders get their final name only when whole
+            return {"path": final}
+        old = self.units.get(unit["name"])
+        if old is not None and not os.path.isdir(old["path"] or ""):
+            old = None
+        before = old["manifest"] if old is not None else {}
+        files = {rel: d for rel, d in unit["manifest"].items() if before.get(rel) != d}
         os.makedirs(self.directory, exist_ok=True)
         tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
         try:
-            for rel, digest in unit["manifest"].items():
+            for rel, digest in files.items():
                 dest = os.path.join(tmp, *rel.split("/"))
                 os.makedirs(os.path.dirname(dest), exist_ok=True)
                 data = blobs.get(digest)
@@ -171,21 +183,28 @@ class NodeStore:
                         f.write(data)
                     continue
                 try:
-                    os.link(local[digest], dest)  # version files are never written in place
+                    os.link(local[digest], dest)  # shipped files are never written in place
                 except OSError:
                     shutil.copyfile(local[digest], dest)
-            os.rename(tmp, final)
+            if old is None:
+                os.makedirs(tmp, exist_ok=True)  # a unit with no files is still a folder
+                os.rename(tmp, final)
+                return {"path": final}
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return final
+        gone = [rel for rel in before if rel not in unit["manifest"]]
+        return {"path": final, "patch": tmp, "old": old["path"], "files": list(files), "gone": gone}
 
     def _switch(
-        self, changed: list[dict[str, Any]], staged: dict[str, str], removed: list[str]
+        self, changed: list[dict[str, Any]], staged: dict[str, dict[str, Any]], removed: list[str]
     ) -> None:
         """Point imports at the new versions, holding the import lock so no import sees half."""
         _imp.acquire_lock()
         try:
+            for stage in staged.values():
+                if "patch" in stage:
+                    _apply_patch(stage)
             for name in [*staged, *removed]:
                 old = self.units.pop(name, None)
                 if old is not None:
@@ -194,7 +213,7 @@ class NodeStore:
                     sys.path_importer_cache.pop(old["path"], None)
                 _purge_modules(name)
             for unit in changed:
-                path = staged[unit["name"]]
+                path = staged[unit["name"]]["path"]
                 sys.path.insert(0, path)
                 self.units[unit["name"]] = {
                     "digest": unit["digest"],
@@ -220,6 +239,54 @@ class NodeStore:
             for _, path in sorted(versions, reverse=True)[keep:]:
                 if path not in live:
                     shutil.rmtree(path, ignore_errors=True)
+
+
+def _apply_patch(stage: dict[str, Any]) -> None:
+    """Rename the live folder to the new version's name, then move the staged files in."""
+    final, tmp = stage["path"], stage["patch"]
+    os.rename(stage["old"], final)
+    for rel in stage["files"]:
+        dest = os.path.join(final, *rel.split("/"))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        os.replace(os.path.join(tmp, *rel.split("/")), dest)
+        _drop_bytecode(dest)
+    for rel in stage["gone"]:
+        dest = os.path.join(final, *rel.split("/"))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(dest)
+        _drop_bytecode(dest)
+        _prune_empty(os.path.dirname(dest), final)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _drop_bytecode(source: str) -> None:
+    """A .pyc records its source's mtime in whole seconds: a same-size rewrite within one
+    second would pass its check, so drop it with the source it belonged to."""
+    if not source.endswith(".py"):
+        return
+    folder, name = os.path.split(source)
+    stem = name[:-3] + "."
+    with (
+        contextlib.suppress(FileNotFoundError),
+        os.scandir(os.path.join(folder, "__pycache__")) as entries,
+    ):
+        for entry in entries:
+            if entry.name.startswith(stem) and entry.name.endswith(".pyc"):
+                os.unlink(entry.path)
+
+
+def _prune_empty(folder: str, top: str) -> None:
+    """Remove folders left with nothing but bytecode: an empty folder would import as a
+    namespace package, and a deleted subpackage must not be importable."""
+    while folder != top and folder.startswith(top):
+        try:
+            left = [e for e in os.listdir(folder) if e != "__pycache__"]
+        except FileNotFoundError:
+            return
+        if left:
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+        folder = os.path.dirname(folder)
 
 
 def _error_text(e: BaseException) -> str:

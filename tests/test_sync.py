@@ -43,16 +43,20 @@ def test_a_sync_without_changes_sends_no_code(cluster: Cluster, project: Project
 
 def test_deleted_module_is_no_longer_importable(cluster: Cluster, project: Project) -> None:
     project.write("{pkg}/old.py", "X = 1\n")
+    project.write("{pkg}/gone/__init__.py", "Y = 1\n")
     _sync(cluster, project)
-    old = f"{project.name}.old"
-    assert cluster.client.run(importlib.import_module, old, on_error="return")  # importable now
+    old, gone = f"{project.name}.old", f"{project.name}.gone"
+    for name in (old, gone):  # importable now (and compiled into __pycache__ on the workers)
+        results = cluster.client.run(importlib.import_module, name, on_error="return")
+        assert not any(isinstance(r, Exception) for r in results.values()), results
 
     project.remove("{pkg}/old.py")
+    project.remove("{pkg}/gone/__init__.py")
     project.remove("helpers.py")
     report = _sync(cluster, project)
 
     assert "helpers" in [u.name for u in report.units if u.status == "removed"]
-    for name in (old, "helpers"):
+    for name in (old, gone, "helpers"):
         results = cluster.client.run(importlib.import_module, name, on_error="return")
         assert results and all(isinstance(r, ModuleNotFoundError) for r in results.values()), (
             results
