@@ -17,7 +17,7 @@ import sys
 import time
 import warnings
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,8 +119,14 @@ class Packer:
         self._entries: dict[Path, _Entry] = {}
         self._compiled: dict[str, SyntaxProblem | None] = {}
 
-    def pack(self, units: Sequence[Unit]) -> tuple[list[Pack], list[SyntaxProblem]]:
-        """Pack every unit that compiles; return the packs and the problems of the rest."""
+    def pack(
+        self, units: Sequence[Unit], changed: Collection[Path] | None = None
+    ) -> tuple[list[Pack], list[SyntaxProblem]]:
+        """Pack every unit that compiles; return the packs and the problems of the rest.
+
+        ``changed``, when given, names every file that may have changed since the last pack
+        (a watcher knows): the others keep their cached digest without even a stat.
+        """
         manifests: dict[str, dict[str, str]] = {}
         sizes: dict[str, int] = {}
         to_compile: dict[str, tuple[str, bytes]] = {}
@@ -129,7 +135,7 @@ class Packer:
             sizes[unit.name] = 0
             for rel in unit.files:
                 path = unit.root / rel
-                entry, data = self._hash(path)
+                entry, data = self._hash(path, changed is not None and path not in changed)
                 if entry is None:  # vanished since discovery: not part of this snapshot
                     continue
                 manifest[rel] = entry.digest
@@ -168,14 +174,16 @@ class Packer:
         """Drop a file's cached digest (it was deleted or replaced)."""
         self._entries.pop(path, None)
 
-    def _hash(self, path: Path) -> tuple[_Entry | None, bytes | None]:
+    def _hash(self, path: Path, unchanged: bool = False) -> tuple[_Entry | None, bytes | None]:
+        cached = self._entries.get(path)
+        if unchanged and cached is not None and cached.trusted:
+            return cached, None
         try:
             st = path.stat()
         except FileNotFoundError:
             self._entries.pop(path, None)
             return None, None
         key = (st.st_size, st.st_mtime_ns, st.st_ino)
-        cached = self._entries.get(path)
         if cached is not None and cached.trusted and cached.stat_key == key:
             return cached, None
         hashed_at = time.time_ns()

@@ -21,7 +21,7 @@ from typing import Literal
 from distributed import Client, LocalCluster
 
 from .config import load_config
-from .discover import Project
+from .discover import Project, Unit
 from .errors import ConnectionFailed, NoSchedulerError, ShipitError, SyntaxProblem
 from .pack import Packer, StaleFile
 from .report import SyncReport
@@ -102,6 +102,8 @@ class Watch:
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="shipit-watch", daemon=True)
         self._problems: frozenset[str] = frozenset()
+        self._known: set[str] | None = None  # every file of the last discovery
+        self._cached_units: list[Unit] = []
 
     # -- the handle -------------------------------------------------------------------
 
@@ -183,10 +185,14 @@ class Watch:
             self.project = Project(load_config(self.root))
         elif ".gitignore" in names:
             self.project.reload_ignores()
-        for path in batch.paths:
-            self.packer.forget(Path(path))
+        changed = {Path(p) for p in batch.paths}
+        for path in changed:
+            self.packer.forget(path)
         for _ in range(3):
-            packs, problems = self.packer.pack(self.project.units())
+            units, only_known_files = self._units(batch, names)
+            # Paths the watcher named, matched against the walk's own: only then may the
+            # packer take every other file as unchanged.
+            packs, problems = self.packer.pack(units, changed if only_known_files else None)
             self._report_problems(problems)
             if kind != "ready" and self.shipper.is_current(packs, problems):
                 return  # saved without a change of content: nothing to send
@@ -205,6 +211,22 @@ class Watch:
             self._emit(WatchEvent("failed", report=report, latency_ms=latency))
         elif report.shipped or any(u.status == "removed" for u in report.units) or kind == "ready":
             self._emit(WatchEvent(kind, report=report, latency_ms=latency))
+
+    def _units(self, batch: Changes, names: set[str]) -> tuple[list[Unit], bool]:
+        """The project's units, walked again unless the burst only rewrote files it knows;
+        and whether it did."""
+        known = self._known
+        if (
+            known is not None
+            and batch
+            and not names & set(_CONFIG_FILES)
+            and all(p in known and os.path.isfile(p) for p in batch.paths)
+        ):
+            return self._cached_units, True
+        units = self.project.units()
+        self._known = {str(u.root / rel) for u in units for rel in u.files}
+        self._cached_units = units
+        return units, False
 
     def _report_problems(self, problems: list[SyntaxProblem]) -> None:
         seen = frozenset(str(p) for p in problems)

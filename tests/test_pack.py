@@ -93,3 +93,16 @@ def test_large_projects_compile_in_helper_processes_with_the_same_verdicts(tmp_p
     packs, problems = Packer().pack([_unit(tmp_path, files)])
     assert packs == []
     assert [(p.path.endswith("pkg/bad.py"), p.line) for p in problems] == [(True, 12001)]
+
+
+def test_only_the_files_a_watcher_names_are_looked_at_again(tmp_path: Path) -> None:
+    unit = _unit(tmp_path, FILES)
+    for rel in FILES:
+        os.utime(tmp_path / rel, (1_000_000, 1_000_000))  # old files: cached digests are trusted
+    packer = Packer()
+    (first,), _ = packer.pack([unit])
+    (tmp_path / "pkg/sub.py").write_text("VALUE = 2\n")
+    (same,), _ = packer.pack([unit], changed={tmp_path / "pkg/__init__.py"})
+    assert same.digest == first.digest  # not named: not even stat'ed
+    (second,), _ = packer.pack([unit], changed={tmp_path / "pkg/sub.py"})
+    assert second.manifest["pkg/sub.py"] != first.manifest["pkg/sub.py"]
