@@ -24,6 +24,13 @@ logger = logging.getLogger(__name__)
 
 # Events that say nothing about content.
 _IGNORED_EVENTS = frozenset({"opened", "closed_no_write"})
+# After these a file is still being written; "closed" (close after write) ends that.
+_WRITING_EVENTS = frozenset({"created", "modified"})
+# Once every file in a burst was closed after writing, the burst ends after this much quiet
+# instead of the full debounce: a save is then shipped about as soon as it is whole.
+_SETTLE = 0.002
+
+_Event = tuple[float, str, bool]  # when, path, still being written
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,7 @@ class Changes:
 
 
 class _Collector(FileSystemEventHandler):
-    def __init__(self, accept: Callable[[str], bool], events: queue.SimpleQueue[tuple[float, str]]):
+    def __init__(self, accept: Callable[[str], bool], events: queue.SimpleQueue[_Event]):
         self.accept = accept
         self.events = events
 
@@ -47,17 +54,20 @@ class _Collector(FileSystemEventHandler):
         if event.event_type in _IGNORED_EVENTS:
             return
         now = time.perf_counter()
+        writing = event.event_type in _WRITING_EVENTS and not event.is_directory
         for path in (event.src_path, getattr(event, "dest_path", "")):
             path = os.fsdecode(path)
             # A folder event may add or remove a whole package: let the caller look.
             if path and (event.is_directory or self.accept(path)):
-                self.events.put((now, path))
+                self.events.put((now, path, writing))
 
 
 class ChangeWatcher:
     """Watch folders recursively and yield one :class:`Changes` per burst of events.
 
-    A burst ends when no accepted event arrived for ``debounce`` seconds, or ``max_burst``
+    A burst ends when every file in it was closed after writing and a couple of
+    milliseconds passed quietly, else when no accepted event arrived for ``debounce`` seconds
+    (an editor that saves in several writes), or ``max_burst``
     seconds after it began (a long ``git checkout`` ships in a few steps, never stalls).
     With no events, an empty ``Changes`` comes every ``tick`` seconds so that the caller can
     look after its connection. Iteration ends when ``stop`` is set.
@@ -78,7 +88,7 @@ class ChangeWatcher:
         self.max_burst = max_burst
         self.tick = tick
         self.stop = stop or threading.Event()
-        self._events: queue.SimpleQueue[tuple[float, str]] = queue.SimpleQueue()
+        self._events: queue.SimpleQueue[_Event] = queue.SimpleQueue()
         self._observer = Observer()
         handler = _Collector(accept, self._events)
         for root in self.roots:
@@ -106,22 +116,29 @@ class ChangeWatcher:
         quiet_since = time.monotonic()
         while not self.stop.is_set():
             try:
-                first, path = self._events.get(timeout=0.1)
+                event = self._events.get(timeout=0.1)
             except queue.Empty:
                 if time.monotonic() - quiet_since >= self.tick:
                     quiet_since = time.monotonic()
                     yield Changes(frozenset())
                 continue
-            yield self._burst(first, path)
+            yield self._burst(event)
             quiet_since = time.monotonic()
 
-    def _burst(self, first: float, path: str) -> Changes:
+    def _burst(self, event: _Event) -> Changes:
+        first, path, writing = event
         paths = {path}
+        being_written = {path} if writing else set()
         deadline = time.perf_counter() + self.max_burst
         while (left := deadline - time.perf_counter()) > 0:
+            quiet = self.debounce if being_written else min(self.debounce, _SETTLE)
             try:
-                _, path = self._events.get(timeout=min(self.debounce, left))
+                _, path, writing = self._events.get(timeout=min(quiet, left))
             except queue.Empty:
                 break
             paths.add(path)
+            if writing:
+                being_written.add(path)
+            else:  # closed after writing, deleted or moved: this path is settled
+                being_written.discard(path)
         return Changes(frozenset(paths), first)
