@@ -53,6 +53,8 @@ class _Collector(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in _IGNORED_EVENTS:
             return
+        if event.is_directory and event.event_type == "modified":
+            return  # comes with the event of the file inside, which says more
         now = time.perf_counter()
         writing = event.event_type in _WRITING_EVENTS and not event.is_directory
         for path in (event.src_path, getattr(event, "dest_path", "")):
