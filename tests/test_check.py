@@ -110,13 +110,6 @@ class Nodes(ProcessCluster):
             self.python = own
         return self.procs[-1]
 
-    def close(self) -> None:
-        # Workers first: a worker whose scheduler vanished first spends ~8 s trying it again.
-        scheduler, self.procs = self.procs[:1], self.procs[1:]
-        super().close()
-        self.procs = scheduler
-        super().close()
-
 
 @pytest.fixture
 def nodes(tmp_path: Path, envs: dict[str, Path]) -> Iterator[Nodes]:

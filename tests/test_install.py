@@ -165,13 +165,6 @@ class Nodes(ProcessCluster):
         finally:
             self.python = own
 
-    def close(self) -> None:
-        # Workers first: a worker whose scheduler vanished first spends seconds trying it again.
-        scheduler, self.procs = self.procs[:1], self.procs[1:]
-        super().close()
-        self.procs = scheduler
-        super().close()
-
 
 @pytest.fixture
 def nodes(tmp_path: Path, templates: dict[str, Path]) -> Iterator[Nodes]:
