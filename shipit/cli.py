@@ -11,6 +11,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -168,12 +169,38 @@ def sync(
             click.echo("no scheduler given: not checking what the workers lack", err=True)
         _render_plan(the_plan, report.install if report else None, as_json)
         return
-    report = ship.sync(address, path, timeout=timeout, strict=False, **options)
+    with _Progress() as progress:
+        report = ship.sync(
+            address, path, timeout=timeout, strict=False, on_progress=progress, **options
+        )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
         _render_report(report)
     sys.exit(0 if report.ok else 1)
+
+
+class _Progress:
+    """One status line on a terminal's stderr, rewritten per step and erased at the end;
+    nothing at all when stderr is not a terminal (logs, CI, pipes)."""
+
+    def __init__(self) -> None:
+        self.live = sys.stderr.isatty()
+        self.started = time.monotonic()
+
+    def __call__(self, step: str) -> None:
+        if self.live:
+            elapsed = time.monotonic() - self.started
+            sys.stderr.write(f"\r\x1b[K{step}... ({elapsed:.1f} s)")
+            sys.stderr.flush()
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.live:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
 
 
 def _render_plan(plan: ship.Plan, install: InstallReport | None, as_json: bool) -> None:

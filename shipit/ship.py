@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -309,6 +309,7 @@ def sync(
     no_index: bool | None = None,
     wheels_from_client: bool | None = None,
     pip_timeout: float | None = None,
+    on_progress: Callable[[str], None] = lambda step: None,
 ) -> SyncReport:
     """Ship the project at ``path`` to the scheduler and every worker, then install there
     what they lack (see :func:`shipit.install`); restart workers only with ``restart``.
@@ -319,18 +320,20 @@ def sync(
     :class:`PackError`, a node that failed raises :class:`PushFailed` and an incomplete
     install raises :class:`InstallFailed`, after the rest was done. ``dry_run`` sends no
     code and installs nothing: ``report.install`` holds the plan. Pip options left as None
-    come from ``[tool.shipit]``.
+    come from ``[tool.shipit]``. ``on_progress`` hears each step as it starts.
 
     >>> report = shipit.sync(client, find_links=["wheels"], no_index=True)
     >>> [u.name for u in report.shipped], [r.status for r in report.install.runs]
     (['montecarlo'], ['installed'])
     """
+    on_progress("finding, hashing and compiling the project's files")
     the_plan = plan(path)
     if install:  # a bad pip option fails before anything is sent
         PipOptions.resolve(
             the_plan.config, index_url=index_url, extra_index_urls=extra_index_urls,
             find_links=find_links, no_index=no_index,
         )  # fmt: skip
+    on_progress("connecting to the scheduler")
     with connect(client, timeout) as c:
         if dry_run:
             report = SyncReport(units=(), notes=("dry run: no code was sent",))
@@ -340,6 +343,8 @@ def sync(
                 packs, problems = (
                     code_only(the_plan) if install else (the_plan.packs, the_plan.problems)
                 )
+                files = sum(len(p.manifest) for p in packs)
+                on_progress(f"shipping {len(packs)} unit(s), {files:,} files, to every node")
                 try:
                     report = Shipper(c, the_plan.config.root).push(packs, problems)
                     break
@@ -348,6 +353,7 @@ def sync(
             else:
                 raise ShipitError("files kept changing during the sync; try again when they settle")
         if install:
+            on_progress("comparing versions; installing what the nodes lack")
             done = install_missing(
                 c, path, restart=restart, dry_run=dry_run, index_url=index_url,
                 extra_index_urls=extra_index_urls, find_links=find_links, no_index=no_index,
