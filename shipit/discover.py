@@ -7,27 +7,21 @@ per-file question a watcher asks (``Project.unit_name_for``), so the two always 
 
 from __future__ import annotations
 
-import json
 import keyword
 import logging
 import os
-import sys
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 from importlib.metadata import Distribution
-from importlib.metadata import distributions as installed_distributions
 from operator import attrgetter
-from pathlib import Path, PurePosixPath
-from typing import Any
-from urllib.parse import urlparse
-from urllib.request import url2pathname
+from pathlib import Path
 
-from packaging.utils import canonicalize_name
 from pathspec import GitIgnoreSpec
 
-from .config import Config, load_config
-from .errors import ConfigError, UsageError
-from .imports import imported_names, top_level_names
+from .config import Config
+from .errors import UsageError
+from .layout import layout
+from .siblings import Sibling, imported_siblings
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +105,7 @@ class Project:
         find_editable: bool = True,
     ) -> None:
         self.root = config.root.resolve()
-        self._prefixes, self._named_packages = _layout(self.root, config.pyproject)
+        self._prefixes, self._named_packages = layout(self.root, config.pyproject)
         self.source_roots = tuple(self.root / prefix for prefix in self._prefixes)
         # Deepest first, so src/pkg/x.py is looked up in src/ before the project root.
         self._folders_deepest_first = sorted(
@@ -121,7 +115,7 @@ class Project:
         self._rules = _Rules(self.root, config, self._prefixes)
         self._distributions = distributions
         self._find_editable = find_editable
-        self._siblings: tuple[_Sibling, ...] | None = None
+        self._siblings: tuple[Sibling, ...] | None = None
         self._known_packages: frozenset[str] = frozenset()
 
     def reload_ignores(self) -> None:
@@ -159,14 +153,14 @@ class Project:
                 break
         return name
 
-    def _editable_siblings(self, own_units: list[Unit] | None = None) -> tuple[_Sibling, ...]:
+    def _editable_siblings(self, own_units: list[Unit] | None = None) -> tuple[Sibling, ...]:
         # Found once per Project: the set changes only when imports or installs change.
         if self._siblings is None:
             if not self._find_editable:
                 self._siblings = ()
             else:
                 units = self._own_units() if own_units is None else own_units
-                self._siblings = _imported_siblings(self.root, units, self._distributions)
+                self._siblings = imported_siblings(self.root, units, self._distributions)
         return self._siblings
 
     def _own_unit_name_for(self, absolute: str) -> str | None:
@@ -353,134 +347,6 @@ def _own_match(spec: GitIgnoreSpec, key: str, parent: str) -> bool | None:
     return result.include
 
 
-@dataclass(frozen=True, eq=False)
-class _Sibling:
-    """Another project installed with ``pip install -e``, whose code the project imports."""
-
-    distribution: str
-    project: Project
-    # Top-level names the distribution installs; empty when its metadata does not say (a .pth
-    # editable install puts the whole folder on sys.path, so every unit in it is importable).
-    names: frozenset[str]
-
-    def provides(self, name: str) -> bool:
-        return name in self.names if self.names else True
-
-    def units(self) -> list[Unit]:
-        origin = f"editable:{self.distribution}"
-        units = self.project._own_units()
-        return [replace(unit, origin=origin) for unit in units if self.provides(unit.name)]
-
-    def unit_name_for(self, absolute: str) -> str | None:
-        name = self.project._own_unit_name_for(absolute)
-        return name if name is not None and self.provides(name) else None
-
-
-def _imported_siblings(
-    root: Path, units: list[Unit], distributions: Iterable[Distribution] | None
-) -> tuple[_Sibling, ...]:
-    by_name: dict[str, list[_Sibling]] = {}
-    for sibling in _editable_installs(root, distributions):
-        names = sibling.names or {head.name for head in sibling.project._unit_heads()}
-        for name in names:
-            by_name.setdefault(name, []).append(sibling)
-    seen = {unit.name for unit in units} | set(sys.stdlib_module_names)
-    wanted = set(imported_names(_python_files(units))) - seen
-    found: dict[str, _Sibling] = {}
-    while wanted:
-        name = min(wanted)  # not pop(): the same order, and the same log, on every run
-        wanted.discard(name)
-        seen.add(name)
-        for sibling in by_name.get(name, ()):
-            if sibling.distribution not in found:
-                logger.info("shipping editable %s: the code imports %s", sibling.distribution, name)
-                found[sibling.distribution] = sibling
-                sibling_units = sibling.units()
-                seen |= {unit.name for unit in sibling_units}
-                wanted |= imported_names(_python_files(sibling_units)) - seen
-    return tuple(found.values())
-
-
-def _editable_installs(
-    root: Path, distributions: Iterable[Distribution] | None
-) -> Iterator[_Sibling]:
-    seen: set[str] = set()
-    for dist in installed_distributions() if distributions is None else distributions:
-        name = dist.metadata["Name"]
-        # Of several copies on sys.path, the first is the one Python imports.
-        if name is None or canonicalize_name(name) in seen:
-            continue
-        seen.add(canonicalize_name(name))
-        folder = _editable_folder(dist)
-        if folder is None or folder == root or not folder.is_dir():
-            continue
-        try:
-            config = load_config(folder)
-        except ConfigError as e:
-            raise ConfigError(f"editable install {name} at {folder}: {e}", tip=e.tip) from None
-        yield _Sibling(name, Project(config, find_editable=False), top_level_names(dist))
-
-
-def _editable_folder(dist: Distribution) -> Path | None:
-    """The project folder of an editable install, from its ``direct_url.json`` (PEP 610)."""
-    try:
-        info = json.loads(dist.read_text("direct_url.json") or "null")
-    except ValueError:
-        return None
-    if not isinstance(info, dict) or not isinstance(info.get("dir_info"), dict):
-        return None
-    url = urlparse(str(info.get("url", "")))
-    if info["dir_info"].get("editable") is not True or url.scheme != "file":
-        return None
-    return Path(url2pathname(url.path)).resolve()
-
-
-def _layout(root: Path, pyproject: Mapping[str, Any]) -> tuple[tuple[str, ...], frozenset[str]]:
-    """Existing source roots and named package folders, project-relative ("" is the root)."""
-    declared_roots, declared_packages = _declared_layout(pyproject)
-    found = (_existing_folder(root, folder) for folder in declared_packages)
-    packages = frozenset(folder for folder in found if folder is not None)
-    parents = (folder.rpartition("/")[0] or "." for folder in packages)
-    roots = (_existing_folder(root, f) for f in [".", "src", *declared_roots, *parents])
-    return tuple(dict.fromkeys(folder for folder in roots if folder is not None)), packages
-
-
-def _declared_layout(pyproject: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """Source folders and package folders that pyproject.toml names, as written there."""
-    tool = _table(pyproject, "tool")
-    setuptools = _table(tool, "setuptools")
-    package_dir = {k: v for k, v in _table(setuptools, "package-dir").items() if isinstance(v, str)}
-    base = package_dir.get("", ".")
-    roots, packages = [base], []
-    listed = setuptools.get("packages")  # a list of names, or {find = {where = [...]}}
-    roots += _strings(_table(listed, "find").get("where"))
-    for name in _strings(listed) + [name for name in package_dir if name]:
-        folder = package_dir.get(name, f"{base}/{name}")
-        # A subpackage lives inside its top-level package; a folder named unlike its package
-        # (package-dir = {"foo" = "lib/bar"}) cannot be shipped under that name.
-        if "." not in name and PurePosixPath(folder).name == name:
-            packages.append(folder)
-    hatch_build = _table(_table(tool, "hatch"), "build")
-    for table in (hatch_build, _table(_table(hatch_build, "targets"), "wheel")):
-        packages += _strings(table.get("packages"))
-    for entry in _table(tool, "poetry").get("packages") or []:
-        if isinstance(entry, Mapping) and isinstance(entry.get("include"), str):
-            source, include = str(entry.get("from", ".")), entry["include"]
-            roots.append(source)
-            if not include.endswith(".py") and not set("*?[") & set(include):
-                packages.append(f"{source}/{include}")
-    return roots, packages
-
-
-def _existing_folder(root: Path, declared: str) -> str | None:
-    folder = (root / declared).resolve()
-    if folder.is_dir() and folder.is_relative_to(root):
-        relative = folder.relative_to(root).as_posix()
-        return "" if relative == "." else relative
-    logger.debug("pyproject.toml names %r, which is not a folder inside %s", declared, root)
-    return None
-
-
 def _layout_lines(prefixes: Iterable[str]) -> list[str]:
     lines = [f"/{pattern}" for pattern in _AT_PROJECT_ROOT]
     for prefix in prefixes:
@@ -531,10 +397,6 @@ def _outermost(folders: Iterable[Path]) -> tuple[Path, ...]:
     return tuple(kept)
 
 
-def _python_files(units: Iterable[Unit]) -> Iterator[Path]:
-    return (unit.root / file for unit in units for file in unit.files if file.endswith(".py"))
-
-
 def _read_ignore_file(path: Path) -> GitIgnoreSpec:
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -550,15 +412,6 @@ def _scandir(folder: Path) -> list[os.DirEntry[str]]:
     except OSError as e:  # vanished or unreadable mid-walk: skip it, as git does
         logger.debug("cannot list %s: %s", folder, e)
         return []
-
-
-def _table(table: object, key: str) -> Mapping[str, Any]:
-    value = table.get(key) if isinstance(table, Mapping) else None
-    return value if isinstance(value, Mapping) else {}
-
-
-def _strings(value: object) -> list[str]:
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _importable(name: str) -> bool:
