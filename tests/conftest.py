@@ -22,6 +22,25 @@ from distributed import Client, LocalCluster
 REPO = Path(__file__).resolve().parents[1]
 
 
+def dist_project(folder: Path, name: str, version: str, init: str | None = None) -> Path:
+    """A tiny distributable project (setuptools) for tests to build into a wheel."""
+    module = folder / name.replace("-", "_")
+    module.mkdir(parents=True)
+    (folder / "pyproject.toml").write_text(textwrap.dedent(f"""
+        [build-system]
+        requires = ["setuptools"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "{name}"
+        version = "{version}"
+    """))  # fmt: skip
+    if init is None:
+        init = f'__version__ = "{version}"\n\n\ndef version(_=None):\n    return __version__\n'
+    (module / "__init__.py").write_text(init)
+    return folder
+
+
 @dataclass
 class Project:
     """A user's project folder: one package named ``name`` (unique per test) and a module."""

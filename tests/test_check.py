@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import sysconfig
-import textwrap
 import time
 import venv
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from distributed import Client
 
 import shipit
 
-from .conftest import Cluster, ProcessCluster, Project
+from .conftest import Cluster, ProcessCluster, Project, dist_project
 
 OLD, NEW = "1.0.0", "2.0.0"
 
@@ -40,20 +39,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheels")
     builds = []
     for version in (OLD, NEW):
-        src = tmp_path_factory.mktemp(f"paritypkg-{version}")
-        (src / "pyproject.toml").write_text(textwrap.dedent(f"""
-            [build-system]
-            requires = ["setuptools"]
-            build-backend = "setuptools.build_meta"
-
-            [project]
-            name = "paritypkg"
-            version = "{version}"
-        """))  # fmt: skip
-        (src / "paritypkg").mkdir()
-        (src / "paritypkg" / "__init__.py").write_text(
-            f'__version__ = "{version}"\n\n\ndef version(_=None):\n    return __version__\n'
-        )
+        src = dist_project(tmp_path_factory.mktemp(f"paritypkg-{version}"), "paritypkg", version)
         command = [sys.executable, "-m", "build", "--wheel", "--no-isolation", "-o", out, src]
         builds.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
     for build in builds:

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import textwrap
 import time
 import venv
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from distributed import Client
 import shipit
 from shipit import installer
 
-from .conftest import ProcessCluster, Project
+from .conftest import ProcessCluster, Project, dist_project
 
 OLD, NEW, GHOST, LOCAL = "1.0.0", "2.0.0", "3.0.0", "0.3.0"
 
@@ -57,24 +56,6 @@ def _run(*args: str | Path) -> None:
     assert done.returncode == 0, f"{args}\n{done.stdout}\n{done.stderr}"
 
 
-def _write_project(folder: Path, name: str, version: str) -> Path:
-    module = name.replace("-", "_")
-    (folder / module).mkdir(parents=True)
-    (folder / "pyproject.toml").write_text(textwrap.dedent(f"""
-        [build-system]
-        requires = ["setuptools"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "{name}"
-        version = "{version}"
-    """))  # fmt: skip
-    (folder / module / "__init__.py").write_text(
-        f'__version__ = "{version}"\n\n\ndef version(_=None):\n    return __version__\n'
-    )
-    return folder
-
-
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Folders of wheels: ``index`` (instpkg 1.0.0, 2.0.0), ``ghost``, ``local``; and the
@@ -88,7 +69,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     builds = []
     for folder, projects in sources.items():
         for name, version in projects:
-            src = _write_project(root / "src" / f"{name}-{version}", name, version)
+            src = dist_project(root / "src" / f"{name}-{version}", name, version)
             command = [sys.executable, "-m", "build", "--wheel", "--no-isolation"]
             builds.append(
                 subprocess.Popen(

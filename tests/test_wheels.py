@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,8 @@ from shipit.wheels import (
     wheel_version,
 )
 
+from .conftest import dist_project
+
 
 @pytest.fixture(autouse=True)
 def no_pip_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,18 +36,7 @@ def no_pip_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def lib(folder: Path, name: str, version: str = "0.4.0", setup: str | None = None) -> Path:
-    module = folder / name.replace("-", "_")
-    module.mkdir(parents=True)
-    (module / "__init__.py").write_text("VALUE = 1\n")
-    (folder / "pyproject.toml").write_text(textwrap.dedent(f"""
-        [build-system]
-        requires = ["setuptools"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "{name}"
-        version = "{version}"
-    """))  # fmt: skip
+    dist_project(folder, name, version, init="VALUE = 1\n")
     if setup is not None:
         (folder / "setup.py").write_text(setup)
     return folder
