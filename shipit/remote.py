@@ -39,7 +39,9 @@ PLUGIN_NAME = "shipit"
 PROTOCOL = 1
 ERROR_KEY = "!error"  # no unit can have this name
 APPLY_TIMEOUT = 300.0  # seconds a worker may take to apply one push
-_KEEP_VERSIONS = 2  # the current version of a unit and the one before (tasks may still use it)
+# Version folders kept per unit: the live one, and the newest other (which may be a folder
+# staged by the next push but not switched to yet: garbage collection runs in the background).
+_KEEP_VERSIONS = 2
 
 logger = logging.getLogger("distributed.shipit")
 
