@@ -16,6 +16,7 @@ import queue
 import shutil
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -49,7 +50,10 @@ def local_cluster(n_workers: int) -> Iterator[Client]:
         # LocalCluster closes a Nanny for good if its worker is absent when it looks again,
         # lost-worker-timeout (15 s) after a removal: a restart every second or two hits that.
         dask.config.set({"distributed.deploy.lost-worker-timeout": "1h"}),
+        # A scratch space of its own: nothing a previous run left on this host is reused.
+        tempfile.TemporaryDirectory(prefix="shipit-bench-scratch-") as scratch,
         LocalCluster(
+            local_directory=scratch,
             n_workers=n_workers,
             threads_per_worker=1,
             processes=True,

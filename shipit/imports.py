@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import re
@@ -21,6 +22,10 @@ _IMPORT_LINE = re.compile(
     rb"^[ \t]*(?:import[ \t]+([^\n#;]+)|from[ \t]+([A-Za-z_][\w.]*)[ \t]+import\b)", re.M
 )
 _NAME = re.compile(r"[A-Za-z_]\w*")
+# Names imported by each content seen, by its digest: discovery and the version check read
+# the same files in one sync, and a watch reads them again and again.
+_seen: dict[bytes, frozenset[str]] = {}
+_SEEN_MAX = 100_000
 
 
 def imported_names(paths: Iterable[Path]) -> frozenset[str]:
@@ -39,7 +44,13 @@ def imported_names(paths: Iterable[Path]) -> frozenset[str]:
         except OSError as e:
             logger.debug("imports of %s not read: %s", path, e)
             continue
-        names.update(_absolute_imports(source))
+        key = hashlib.sha256(source).digest()
+        found = _seen.get(key)
+        if found is None:
+            if len(_seen) >= _SEEN_MAX:
+                _seen.clear()
+            found = _seen[key] = frozenset(_absolute_imports(source))
+        names.update(found)
     return frozenset(names)
 
 

@@ -76,13 +76,15 @@ def install(
     pip_timeout: float | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     strict: bool = True,
+    plan: ship.Plan | None = None,
 ) -> InstallReport:
     """Install on every node, pinned to the client's versions, what it lacks to run the project.
 
     pip runs once per Python environment per host. Options left as None come from
     ``[tool.shipit]``. With ``restart``, workers that had loaded a replaced package restart
     through their nannies. With ``strict`` (the default) an incomplete install raises
-    :class:`InstallFailed` once every node has been tried.
+    :class:`InstallFailed` once every node has been tried. ``plan``, a :func:`shipit.plan`
+    of the same project just made, spares reading the project again.
 
     >>> report = shipit.install(client, find_links=["wheels"], no_index=True)
     >>> [(run.status, run.requirements) for run in report.runs]
@@ -99,7 +101,7 @@ def install(
     offline = config.wheels_from_client if wheels_from_client is None else wheels_from_client
     seconds = pip_timeout or config.pip_timeout or DEFAULT_PIP_TIMEOUT
     with ship.connect(client, timeout) as connected:
-        installing = Installer(connected, config, options, offline, seconds, timeout)
+        installing = Installer(connected, config, options, offline, seconds, timeout, plan)
         report = installing.run(restart=restart, dry_run=dry_run)
     if strict and not report.ok:
         raise InstallFailed(report)
@@ -117,8 +119,10 @@ class Installer:
         offline: bool = False,
         pip_timeout: float = DEFAULT_PIP_TIMEOUT,
         timeout: float = DEFAULT_TIMEOUT,
+        plan: ship.Plan | None = None,
     ) -> None:
         self.client, self.config, self.options = client, config, options
+        self.plan = plan
         self.offline, self.pip_timeout, self.timeout = offline, pip_timeout, timeout
         self.projects, self.skipped = local_projects(config)
         self.folder: Path | None = None  # for wheels, while run() runs
@@ -127,7 +131,7 @@ class Installer:
 
     def run(self, *, restart: bool = False, dry_run: bool = False) -> InstallReport:
         started = time.perf_counter()
-        check = parity.Parity(self.config.root)
+        check = parity.Parity(self.config.root, plan=self.plan)
         check.wanted.update({p.name: True for p in self.projects})
         with tempfile.TemporaryDirectory(prefix="shipit-wheels-") as folder:
             self.folder = Path(folder)

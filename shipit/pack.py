@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .discover import Unit
 from .errors import SyntaxProblem
+from .syntaxcache import SyntaxCache
 
 logger = logging.getLogger(__name__)
 
@@ -75,20 +76,22 @@ class Pack:
             raise StaleFile(self.root / path)
         return data
 
-    def zip(self, paths: Iterable[str] | None = None) -> bytes:
+    def zip(self, paths: Iterable[str] | None = None, compress: bool = True) -> bytes:
         """A deterministic zip of ``paths`` (default: every file): same content, same bytes.
+        Without ``compress`` files are stored as they are (cheaper where bytes cost nothing).
 
         >>> pack.zip() == pack.zip()
         True
         """
         wanted = sorted(self.manifest if paths is None else set(paths))
+        method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as zf:
             for path in wanted:
                 info = zipfile.ZipInfo(path, date_time=_ZIP_DATE)
                 info.external_attr = _ZIP_MODE
                 info.create_system = 3
-                zf.writestr(info, self.read(path), zipfile.ZIP_DEFLATED, 1)
+                zf.writestr(info, self.read(path), method, 1)
         return buffer.getvalue()
 
 
@@ -112,12 +115,14 @@ class Packer:
     """Turns units into packs, remembering each file's digest and each digest's syntax check.
 
     One Packer lives as long as a watch session, so that saving one file of a large
-    package hashes and compiles one file.
+    package hashes and compiles one file. Sources that compiled once on this machine are
+    not compiled again (see :mod:`shipit.syntaxcache`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, syntax_cache: SyntaxCache | None = None) -> None:
         self._entries: dict[Path, _Entry] = {}
         self._compiled: dict[str, SyntaxProblem | None] = {}
+        self._syntax_cache = syntax_cache or SyntaxCache()
 
     def pack(
         self, units: Sequence[Unit], changed: Collection[Path] | None = None
@@ -196,7 +201,11 @@ class Packer:
         return entry, data
 
     def _check_syntax(self, sources: Mapping[str, tuple[str, bytes]]) -> None:
-        items = list(sources.items())
+        if not sources:
+            return
+        known = self._syntax_cache.known()
+        items = [(digest, source) for digest, source in sources.items() if digest not in known]
+        self._compiled.update((digest, None) for digest in sources if digest in known)
         total = sum(len(data) for _, (_, data) in items)
         workers = min(os.cpu_count() or 1, 8)
         if total < _PARALLEL_COMPILE_BYTES or workers < 2:
@@ -204,6 +213,7 @@ class Packer:
         else:
             results = _compile_in_processes(items, workers)
         self._compiled.update(results)
+        self._syntax_cache.add(digest for digest, problem in results.items() if problem is None)
 
 
 def _display(path: Path) -> str:
@@ -234,7 +244,8 @@ def _compile_all(
 # A helper interpreter started with -I: it imports nothing of the user's, and unlike
 # multiprocessing it never re-runs the caller's __main__ script.
 _CHECKER = f"""
-import pickle, sys, warnings
+import gc, pickle, sys, warnings
+gc.disable()  # a short-lived process: collecting the compiler's garbage only costs time
 warnings.simplefilter("ignore")
 out = {{}}
 for digest, (shown, data) in pickle.load(sys.stdin.buffer):

@@ -80,15 +80,17 @@ def after_sync(listener: Any) -> None:
 class Parity:
     """The project's side of a check, read once; ``report`` reads the cluster's side fresh."""
 
-    def __init__(self, path: str | Path = ".") -> None:
-        self.config = load_config(path)
-        self.refresh_project()
+    def __init__(self, path: str | Path = ".", plan: ship.Plan | None = None) -> None:
+        self.config = load_config(path) if plan is None else plan.config
+        self.refresh_project(plan)
 
-    def refresh_project(self) -> None:
-        """Read the project again: its imports and the digest of each unit it ships."""
-        units = Project(self.config).units()
+    def refresh_project(self, plan: ship.Plan | None = None) -> None:
+        """Read the project again (its imports and the digest of each unit it ships), or
+        take them from ``plan``, a :func:`shipit.plan` just made."""
+        units = Project(self.config).units() if plan is None else plan.units
         self.wanted = wanted_distributions(self.config, units)
-        self.digests = {unit.name: _unit_digest(unit) for unit in units}
+        packed = {} if plan is None else {pack.name: pack.digest for pack in plan.packs}
+        self.digests = {unit.name: packed.get(unit.name) or _unit_digest(unit) for unit in units}
         self.severity: dict[str, str] = {
             **self.config.severity,
             **{canonicalize_name(k): v for k, v in self.config.severity.items()},

@@ -35,6 +35,8 @@ from typing import Any
 
 from distributed.diagnostics.plugin import SchedulerPlugin, WorkerPlugin
 
+from .hoststore import HostStore
+
 PLUGIN_NAME = "shipit"
 PROTOCOL = 1
 ERROR_KEY = "!error"  # no unit can have this name
@@ -55,6 +57,34 @@ def _in_client_process() -> bool:
     and with it shipit) do not carry it.
     """
     return bool(getattr(sys.modules.get("shipit.ship"), "CLIENT_PROCESS", False))
+
+
+class Payloads:
+    """File bytes by digest from pushed zips, each file read out only when asked for: a node
+    whose host store already holds a file (another node wrote it) never inflates it."""
+
+    def __init__(self, payloads: dict[str, bytes], manifests: dict[str, dict[str, str]]) -> None:
+        self._members: dict[str, tuple[zipfile.ZipFile, str]] = {}
+        for name, data in payloads.items():
+            zf = zipfile.ZipFile(io.BytesIO(data))
+            for member in zf.namelist():
+                digest = manifests[name].get(member)
+                if digest is None:
+                    raise ValueError(f"{member}: not in the manifest of {name}")
+                self._members[digest] = (zf, member)
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self._members
+
+    def get(self, digest: str) -> bytes | None:
+        found = self._members.get(digest)
+        if found is None:
+            return None
+        zf, member = found
+        content = zf.read(member)
+        if hashlib.sha256(content).hexdigest() != digest:
+            raise ValueError(f"{member}: content does not match its manifest entry")
+        return content
 
 
 def _unzip(data: bytes, manifest: dict[str, str]) -> dict[str, bytes]:
@@ -83,9 +113,17 @@ class NodeStore:
 
     protocol = PROTOCOL
 
-    def __init__(self, directory: str, activate: bool = True) -> None:
+    def __init__(
+        self,
+        directory: str,
+        activate: bool = True,
+        shared: HostStore | None = None,
+        lock: int | None = None,
+    ) -> None:
         self.directory = directory
         self.activate = activate
+        self.shared = shared  # file contents shared with the other nodes of this host
+        self.lock_fd = lock  # held while this process lives: the folder is in use
         self.units: dict[str, dict[str, Any]] = {}  # name -> digest, manifest, path
         self.generation = 0
         self.lock = asyncio.Lock()
@@ -98,7 +136,7 @@ class NodeStore:
         generation: int,
         changed: list[dict[str, Any]],
         removed: list[str],
-        blobs: dict[str, bytes],
+        blobs: Any,
         fetch: Any = None,
     ) -> dict[str, str]:
         """Bring this node to ``generation``: stage changed units on disk, then switch."""
@@ -115,14 +153,15 @@ class NodeStore:
                     d
                     for u in changed
                     for d in u["manifest"].values()
-                    if d not in blobs and d not in local
+                    if d not in local and not self._stored(d) and d not in blobs
                 }
                 if needed:
                     if fetch is None:
                         raise RuntimeError(
                             f"{len(needed)} file(s) missing and nowhere to fetch them"
                         )
-                    blobs = {**blobs, **await fetch(sorted(needed))}
+                    fetched = await fetch(sorted(needed))
+                    blobs = _Chain(fetched, blobs)
                 loop = asyncio.get_running_loop()
                 staged = await loop.run_in_executor(None, self._stage_all, changed, blobs, local)
                 self._switch(changed, staged, removed)
@@ -151,14 +190,44 @@ class NodeStore:
     def _version_dir(self, unit: dict[str, Any]) -> str:
         return os.path.join(self.directory, f"{unit['name']}-{unit['digest'][:16]}")
 
-    def _stage_all(
-        self, changed: list[dict[str, Any]], blobs: dict[str, bytes], local: dict[str, str]
-    ) -> dict[str, dict[str, Any]]:
-        return {u["name"]: self._stage(u, blobs, local) for u in changed}
+    def _stored(self, digest: str) -> bool:
+        return self.shared is not None and os.path.exists(self.shared.path(digest))
 
-    def _stage(
-        self, unit: dict[str, Any], blobs: dict[str, bytes], local: dict[str, str]
-    ) -> dict[str, Any]:
+    def _stage_all(
+        self, changed: list[dict[str, Any]], blobs: Any, local: dict[str, str]
+    ) -> dict[str, dict[str, Any]]:
+        if self.shared is None:
+            return {u["name"]: self._stage(u, blobs, local) for u in changed}
+        with self.shared.locked():  # the other nodes of this host link what this one writes
+            return {u["name"]: self._stage(u, blobs, local) for u in changed}
+
+    def _place(self, digest: str, dest: str, blobs: Any, local: dict[str, str]) -> None:
+        """Put a file's content at ``dest``: a link to the host store, else its own copy.
+        Shipped files are never written in place, so links never see a change."""
+        shared = self.shared
+        if shared is not None:
+            if shared.link(digest, dest):
+                return
+            data = blobs.get(digest)
+            if data is None:
+                with open(local[digest], "rb") as f:
+                    data = f.read()
+            shared.add(digest, data)
+            if shared.link(digest, dest):
+                return
+            logger.warning("shipit: cannot link from %s; each node keeps its own files", shared)
+            self.shared = None
+        data = blobs.get(digest)
+        if data is not None:
+            with open(dest, "wb") as f:
+                f.write(data)
+            return
+        try:
+            os.link(local[digest], dest)
+        except OSError:
+            shutil.copyfile(local[digest], dest)
+
+    def _stage(self, unit: dict[str, Any], blobs: Any, local: dict[str, str]) -> dict[str, Any]:
         """Write what the new version needs beside the live one; nothing live changes here.
 
         A unit seen before is staged as a patch: only its new and changed files, which the
@@ -176,18 +245,14 @@ class NodeStore:
         os.makedirs(self.directory, exist_ok=True)
         tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
         try:
+            made: set[str] = set()
             for rel, digest in files.items():
                 dest = os.path.join(tmp, *rel.split("/"))
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                data = blobs.get(digest)
-                if data is not None:
-                    with open(dest, "wb") as f:
-                        f.write(data)
-                    continue
-                try:
-                    os.link(local[digest], dest)  # shipped files are never written in place
-                except OSError:
-                    shutil.copyfile(local[digest], dest)
+                folder = os.path.dirname(dest)
+                if folder not in made:
+                    os.makedirs(folder, exist_ok=True)
+                    made.add(folder)
+                self._place(digest, dest, blobs, local)
             if old is None:
                 os.makedirs(tmp, exist_ok=True)  # a unit with no files is still a folder
                 os.rename(tmp, final)
@@ -226,6 +291,17 @@ class NodeStore:
         finally:
             _imp.release_lock()
 
+    def remove(self) -> None:
+        """Delete this node's version folders, and what no other node of the host links."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+        if self.lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(f"{self.directory}.lock")
+            os.close(self.lock_fd)
+            self.lock_fd = None
+        if self.shared is not None:
+            self.shared.collect(wait=True)
+
     def _collect_garbage(self) -> None:
         """Delete version folders beyond the newest few of each unit."""
         live = {u["path"] for u in self.units.values()}
@@ -241,6 +317,22 @@ class NodeStore:
             for _, path in sorted(versions, reverse=True)[keep:]:
                 if path not in live:
                     shutil.rmtree(path, ignore_errors=True)
+        if self.shared is not None:
+            self.shared.collect()
+
+
+class _Chain:
+    """Look-ups in the first mapping, then the second."""
+
+    def __init__(self, first: dict[str, bytes], second: Any) -> None:
+        self.first, self.second = first, second
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self.first or digest in self.second
+
+    def get(self, digest: str) -> bytes | None:
+        data = self.first.get(digest)
+        return data if data is not None else self.second.get(digest)
 
 
 def _apply_patch(stage: dict[str, Any]) -> None:
@@ -291,6 +383,20 @@ def _prune_empty(folder: str, top: str) -> None:
         folder = os.path.dirname(folder)
 
 
+def _node_store(role: str, local_directory: str, fallback: str) -> NodeStore:
+    """A node's store: in the host's shared store if there is one, else in ``fallback``."""
+    if _in_client_process():  # the client's own files are the code here
+        return NodeStore(fallback, activate=False)
+    shared = HostStore.open(local_directory)
+    if shared is not None:
+        try:
+            directory, lock = shared.node_folder(role)
+            return NodeStore(directory, shared=shared, lock=lock)
+        except OSError as e:
+            logger.warning("shipit: not sharing files on this host: %s", _error_text(e))
+    return NodeStore(fallback)
+
+
 def _error_text(e: BaseException) -> str:
     text = str(e) or type(e).__name__
     return f"{type(e).__name__}: {text}" if str(e) else text
@@ -310,18 +416,19 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
         self.blobs: dict[str, bytes] = {}
         self.generation = 0
         self.lock = asyncio.Lock()
-        directory = os.path.join(
-            getattr(scheduler, "local_directory", None) or tempfile.gettempdir(),
-            f"shipit-scheduler-{os.getpid()}",
+        local_directory = getattr(scheduler, "local_directory", None) or tempfile.gettempdir()
+        self.store = _node_store(
+            "scheduler",
+            local_directory,
+            os.path.join(local_directory, f"shipit-scheduler-{os.getpid()}"),
         )
-        self.store = NodeStore(directory, activate=not _in_client_process())
         scheduler.handlers.update(
             shipit_push=self.push, shipit_state=self.state, shipit_fetch=self.fetch
         )
         scheduler.set_metadata(keys=["shipit-agent"], value=self.agent)
 
     async def close(self) -> None:
-        shutil.rmtree(self.store.directory, ignore_errors=True)
+        await asyncio.to_thread(self.store.remove)
 
     def state(self) -> dict[str, Any]:
         return {"agent": self.agent, "generation": self.generation, "units": self.units}
@@ -482,14 +589,20 @@ class ShipitWorkerPlugin(WorkerPlugin):
     async def setup(self, worker: Any) -> None:
         store = getattr(worker, "_shipit_store", None)
         if store is None or getattr(store, "protocol", None) != PROTOCOL:
-            store = NodeStore(
-                os.path.join(worker.local_directory, "shipit"), activate=not _in_client_process()
+            store = _node_store(
+                "worker", worker.local_directory, os.path.join(worker.local_directory, "shipit")
             )
             worker._shipit_store = store
         self.worker = worker
         self.store = store
         worker.handlers["shipit_apply"] = self.apply
         await self.catch_up()
+
+    async def teardown(self, worker: Any) -> None:
+        """A closing worker deletes its files; a plugin replaced by a newer agent keeps them
+        (the store outlives the plugin, and live modules may still read their files)."""
+        if getattr(worker.status, "name", "") in ("closing", "closing_gracefully", "closed"):
+            await asyncio.to_thread(self.store.remove)
 
     async def fetch(self, digests: list[str]) -> dict[str, bytes]:
         found = await self.worker.scheduler.shipit_fetch(digests=digests)
@@ -522,10 +635,7 @@ class ShipitWorkerPlugin(WorkerPlugin):
             if self.store.generation != base:  # missed a push (joined, failed, restarted)
                 await self.catch_up()
                 return self.store.digests()
-            blobs: dict[str, bytes] = {}
-            manifests = {u["name"]: u["manifest"] for u in changed}
-            for name, data in payloads.items():
-                blobs.update(_unzip(data, manifests[name]))
+            blobs = Payloads(payloads, {u["name"]: u["manifest"] for u in changed})
             return await self.store.apply(generation, changed, removed, blobs, self.fetch)
         except Exception as e:
             logger.exception("shipit: could not apply generation %d", generation)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import ipaddress
 import logging
 import os
 import socket
@@ -25,10 +26,11 @@ import dask.config
 from distributed import Client, Security
 from distributed.comm import connect as comm_connect
 from distributed.comm import parse_address
+from distributed.comm.addressing import parse_host_port
 
-from . import parity, remote
+from . import hoststore, parity, remote
 from .config import Config, load_config
-from .discover import Project
+from .discover import Project, Unit
 from .errors import (
     ConnectionFailed,
     NoSchedulerError,
@@ -49,8 +51,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 10.0
 # Set once this process ships code; nodes living in it (an in-process scheduler) read it.
 CLIENT_PROCESS = False
-# The agent's version is its source: a change to remote.py re-registers the plugins.
-AGENT = hashlib.sha256(Path(remote.__file__).read_bytes()).hexdigest()[:16]
+# What runs on nodes, pickled by value. The agent's version is its source: a change to
+# these modules re-registers the plugins.
+_AGENT_MODULES = (remote, hoststore)
+AGENT = hashlib.sha256(
+    b"".join(Path(m.__file__ or "").read_bytes() for m in _AGENT_MODULES)
+).hexdigest()[:16]
 
 
 def scheduler_address(given: str | None = None) -> str:
@@ -105,17 +111,49 @@ def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
+def _all_on_loopback(client: Client) -> bool:
+    """True when the scheduler and every worker the client knows of listen on loopback."""
+    info = client.scheduler_info(n_workers=-1)
+    addresses = [str(info.get("address", "")), *info.get("workers", {})]
+    return all(is_loopback(address) for address in addresses)
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a Dask address stays on this host: ``inproc://``, ``localhost``, 127.0.0.0/8, ::1.
+
+    >>> is_loopback("tcp://127.0.0.1:8786"), is_loopback("tls://10.0.0.5:8786")
+    (True, False)
+    """
+    try:
+        scheme, location = parse_address(address)
+        if scheme == "inproc":
+            return True
+        if scheme not in ("tcp", "tls"):
+            return False
+        host = str(parse_host_port(location)[0])
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def project_id(root: Path) -> str:
     """Names a project on the cluster, so a sync removes only its own vanished units."""
     return f"{socket.gethostname()}:{root}"
 
 
 def _dumps_by_value(plugin: object) -> bytes:
-    cloudpickle.register_pickle_by_value(remote)
+    for module in _AGENT_MODULES:
+        cloudpickle.register_pickle_by_value(module)
     try:
         return cloudpickle.dumps(plugin)
     finally:
-        cloudpickle.unregister_pickle_by_value(remote)
+        for module in _AGENT_MODULES:
+            cloudpickle.unregister_pickle_by_value(module)
 
 
 class Shipper:
@@ -183,7 +221,8 @@ class Shipper:
             assert self.remote is not None
             # A unit that does not compile keeps its last good version on the cluster.
             held_back = sorted({p.unit for p in problems if p.unit in self.remote})
-            units, payloads = self._message(packs, held_back, missing)
+            local = _all_on_loopback(self.client)
+            units, payloads = self._message(packs, held_back, missing, local)
             reply = self._call(
                 "shipit_push",
                 project=self.project,
@@ -245,9 +284,11 @@ class Shipper:
         )
 
     def _message(
-        self, packs: Sequence[Pack], held_back: Sequence[str], missing: set[str]
+        self, packs: Sequence[Pack], held_back: Sequence[str], missing: set[str], local: bool
     ) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
-        """The project's full unit list, and a zip per unit of the files the cluster lacks."""
+        """The project's full unit list, and a zip per unit of the files the cluster lacks,
+        compressed unless every node is on this host (``local``): compressing 20 MB costs
+        more time than sending it over loopback."""
         units, payloads = [], {}
         for pack in packs:
             entry = self._entry(pack)
@@ -256,7 +297,7 @@ class Shipper:
             if "manifest" in entry:
                 wanted.update(self._unsent(pack))
             if wanted:
-                payloads[pack.name] = pack.zip(wanted)
+                payloads[pack.name] = pack.zip(wanted, compress=not local)
         units += [{"name": n, "digest": self.remote[n]["digest"]} for n in held_back]  # type: ignore[index]
         return units, payloads
 
@@ -280,6 +321,7 @@ class Plan:
     config: Config
     packs: tuple[Pack, ...]
     problems: tuple[SyntaxProblem, ...]
+    units: tuple[Unit, ...] = ()
 
 
 def plan(path: str | Path = ".", packer: Packer | None = None) -> Plan:
@@ -291,7 +333,7 @@ def plan(path: str | Path = ".", packer: Packer | None = None) -> Plan:
     config = load_config(path)
     units = Project(config).units()
     packs, problems = (packer or Packer()).pack(units)
-    return Plan(config=config, packs=tuple(packs), problems=tuple(problems))
+    return Plan(config=config, packs=tuple(packs), problems=tuple(problems), units=tuple(units))
 
 
 def sync(
@@ -358,7 +400,7 @@ def sync(
                 c, path, restart=restart, dry_run=dry_run, index_url=index_url,
                 extra_index_urls=extra_index_urls, find_links=find_links, no_index=no_index,
                 wheels_from_client=wheels_from_client, pip_timeout=pip_timeout,
-                timeout=timeout, strict=False,
+                timeout=timeout, strict=False, plan=the_plan,
             )  # fmt: skip
             report = dataclasses.replace(report, install=done)
     if strict and report.problems:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import textwrap
 import time
 import uuid
@@ -20,6 +21,9 @@ import pytest
 from distributed import Client, LocalCluster
 
 REPO = Path(__file__).resolve().parents[1]
+# The syntax cache of this test run, not the user's: tests see every file compiled afresh
+# unless they share a cache on purpose. Subprocesses (the CLI, nodes) inherit it.
+os.environ["SHIPIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="shipit-test-cache-")
 
 
 def dist_project(folder: Path, name: str, version: str, init: str | None = None) -> Path:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from shipit.discover import Unit
-from shipit.pack import Packer, unit_digest
+from shipit.pack import Packer, file_digest, unit_digest
+from shipit.syntaxcache import SyntaxCache
 
 
 def _unit(root: Path, files: dict[str, str], name: str = "pkg") -> Unit:
@@ -106,3 +107,32 @@ def test_only_the_files_a_watcher_names_are_looked_at_again(tmp_path: Path) -> N
     assert same.digest == first.digest  # not named: not even stat'ed
     (second,), _ = packer.pack([unit], changed={tmp_path / "pkg/sub.py"})
     assert second.manifest["pkg/sub.py"] != first.manifest["pkg/sub.py"]
+
+
+def test_sources_that_compiled_once_are_not_compiled_again(tmp_path: Path) -> None:
+    """The syntax cache is keyed by content: a file known to compile is trusted without a
+    compile. Shown here by a cache that (wrongly) lists a broken file's digest."""
+    broken = "def f(:\n"
+    cache = SyntaxCache(tmp_path / "cache")
+    (good,), _ = Packer(cache).pack([_unit(tmp_path / "a", FILES)])
+    assert good.manifest["pkg/sub.py"] in cache.path.read_text().split()
+    assert SyntaxCache(tmp_path / "cache").known() >= {good.manifest["pkg/sub.py"]}
+
+    unit = _unit(tmp_path / "b", {**FILES, "pkg/sub.py": broken})
+    packs, problems = Packer(SyntaxCache(tmp_path / "cache")).pack([unit])
+    assert not packs and problems[0].line == 1  # broken files are never remembered
+    # The digest of the broken file, planted in the cache:
+    with cache.path.open("a") as f:
+        f.write(file_digest(broken.encode()) + "\n" + "0123abc\n")  # and a torn line
+    packs, problems = Packer(SyntaxCache(tmp_path / "cache")).pack([unit])
+    assert [p.name for p in packs] == ["pkg"] and not problems
+
+
+def test_an_unwritable_syntax_cache_only_means_compiling_again(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    cache = SyntaxCache(blocker / "cache")
+    packs, problems = Packer(cache).pack([_unit(tmp_path / "a", FILES)])
+    assert [p.name for p in packs] == ["pkg"] and not problems
+    _, problems = Packer(cache).pack([_unit(tmp_path / "b", {"pkg/x.py": "def f(:\n"})])
+    assert problems[0].line == 1

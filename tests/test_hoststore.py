@@ -1,0 +1,107 @@
+"""The host store: nodes of one host write each shipped file once and link it, on real clusters."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dask.config
+import pytest
+from distributed import Client, LocalCluster
+
+import shipit
+from tests.conftest import Project
+
+
+def _module_file(module: str) -> tuple[str, int, Any]:
+    import importlib
+
+    mod = importlib.import_module(module)
+    return mod.__file__, os.stat(mod.__file__).st_ino, mod.VALUE
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def cluster(store_dir: Path) -> Iterator[Client]:
+    with (
+        dask.config.set({"shipit.directory": str(store_dir)}),
+        LocalCluster(
+            n_workers=3, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as lc,
+        Client(lc) as client,
+    ):
+        yield client
+
+
+def _home(store_dir: Path) -> Path:
+    return store_dir / f"shipit-{os.getuid()}"
+
+
+def test_workers_of_one_host_share_each_file_once(
+    project: Project, cluster: Client, store_dir: Path
+) -> None:
+    shipit.sync(cluster, project.root, install=False)
+    seen = cluster.run(_module_file, f"{project.name}.sub")
+    assert [value for _, _, value in seen.values()] == [1, 1, 1]
+    inodes = {inode for _, inode, _ in seen.values()}
+    assert len(inodes) == 1, "each worker wrote its own copy"
+    stored = {p.stat().st_ino for p in (_home(store_dir) / "files").iterdir()}
+    assert inodes <= stored
+
+    project.write("{pkg}/sub.py", "VALUE = 2\n")
+    shipit.sync(cluster, project.root, install=False)
+    seen = cluster.run(_module_file, f"{project.name}.sub")
+    assert [value for _, _, value in seen.values()] == [2, 2, 2]
+    assert len({inode for _, inode, _ in seen.values()}) == 1
+
+    cluster.cluster.close()  # type: ignore[union-attr]
+    assert list((_home(store_dir) / "files").iterdir()) == []
+    assert [p.name for p in _home(store_dir).iterdir() if not p.name.startswith(".")] == ["files"]
+
+
+def test_a_dead_workers_files_are_removed_by_the_next_node(
+    project: Project, cluster: Client, store_dir: Path
+) -> None:
+    shipit.sync(cluster, project.root, install=False)
+    pid = next(iter(cluster.run(os.getpid).values()))
+    assert len(list(_home(store_dir).glob(f"worker-{pid}-*"))) == 2  # its folder, its lock
+
+    os.kill(pid, signal.SIGKILL)  # no teardown runs: its folder stays behind
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the nanny starts a new worker
+        pids = set(cluster.run(os.getpid, on_error="ignore").values())
+        if pid not in pids and len(pids) == 3:
+            break
+        time.sleep(0.1)
+    assert pid not in set(cluster.run(os.getpid).values())
+    assert list(_home(store_dir).glob(f"worker-{pid}-*")) == []
+    values = [v for _, _, v in cluster.run(_module_file, f"{project.name}.sub").values()]
+    assert values == [1, 1, 1]  # the new worker caught up
+
+
+def test_a_store_others_could_write_to_is_never_used(
+    project: Project, store_dir: Path, tmp_path: Path
+) -> None:
+    home = _home(store_dir)
+    home.mkdir(parents=True)
+    home.chmod(0o777)
+    with (
+        dask.config.set({"shipit.directory": str(store_dir)}),
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as lc,
+        Client(lc) as client,
+    ):
+        shipit.sync(client, project.root, install=False)
+        ((path, _, value),) = client.run(_module_file, f"{project.name}.sub").values()
+    assert value == 1
+    assert not Path(path).is_relative_to(store_dir)
+    assert list(home.iterdir()) == []
