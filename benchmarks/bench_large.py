@@ -2,11 +2,13 @@
 
     .venv/bin/python benchmarks/bench_large.py [--edits 10] [--workers 4]
 
-Targets: the first shipit.sync <= 2 s; shipit.watch median edit -> fresh <= 150 ms.
+Targets: the first shipit.sync <= 2 s (cold: no file compiled before; warm: compiled
+before on this machine, e.g. by yesterday's sync); shipit.watch median edit -> fresh <= 150 ms.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import statistics
@@ -24,6 +26,7 @@ import shipit
 from shipit.config import load_config
 from shipit.discover import Project
 from shipit.pack import Packer
+from shipit.syntaxcache import SyntaxCache
 
 SYNC_TARGET_S = 2.0
 EDIT_TARGET_MS = 150.0
@@ -139,9 +142,17 @@ def anchors(
     }
 
 
+def first_sync(client: Client, root: Path) -> tuple[float, Any]:
+    started = time.perf_counter()
+    report = shipit.sync(client, root)
+    return time.perf_counter() - started, report
+
+
 def main() -> None:
     args = h.parse_args(__doc__, edits=10)
     with tempfile.TemporaryDirectory(prefix="shipit-bench-") as tmp:
+        # A syntax cache of this run's own: the first sync compiles every file.
+        os.environ["SHIPIT_CACHE_DIR"] = str(Path(tmp) / "cache")
         root = Path(tmp) / Path(tmp).name  # UploadDirectory extracts to <scratch>/<name>
         probe, render = make_project(root)
         sizes = [p.stat().st_size for p in root.rglob("*.py")]
@@ -149,30 +160,33 @@ def main() -> None:
         func = h.import_from(root, ".".join(probe.relative_to(root).with_suffix("").parts)).value
         t0 = time.perf_counter()
         units = Project(load_config(root)).units()
-        t1 = time.perf_counter()
-        Packer().pack(units)
-        t2 = time.perf_counter()
+        discovery_s = time.perf_counter() - t0
         with h.local_cluster(args.workers) as client:
-            t3 = time.perf_counter()
-            report = shipit.sync(client, root)
-            sync_s = time.perf_counter() - t3
+            cold_s, cold = first_sync(client, root)
+        with h.local_cluster(args.workers) as client:
+            warm_s, warm = first_sync(client, root)
             ours = h.watch_edits(client, root, probe, func, render, args.edits)
+        t0 = time.perf_counter()
+        Packer(SyntaxCache(Path(tmp) / "other-cache")).pack(units)
+        pack_s = time.perf_counter() - t0
         with h.local_cluster(args.workers) as client:
             theirs = anchors(client, root, probe, func, render, min(args.edits, 5))
         notes = h.after_upload_directory(root)
 
-    install_s = report.install.seconds if report.install else 0.0
-    sent = sum(u.bytes_sent for u in report.units) / 1e6
-    print(f"\n(a) first shipit.sync on a fresh cluster ({sent:.1f} MB zipped sent)")
-    for label, seconds in [
-        ("shipit.sync", sync_s),
-        ("  push (report.seconds)", report.seconds),
-        ("  install check (report.install.seconds)", install_s),
-        ("  the rest: discovery, hash, compile", sync_s - report.seconds - install_s),
-        ("alone, before: Project(cfg).units()", t1 - t0),
-        ("alone, before: Packer().pack(units)", t2 - t1),
+    sent = sum(u.bytes_sent for u in cold.units) / 1e6
+    print(f"\n(a) first shipit.sync, each on a fresh cluster of {args.workers} workers "
+          f"({sent:.1f} MB sent)")  # fmt: skip
+    for label, seconds, report in [
+        ("cold: no file compiled before", cold_s, cold),
+        ("warm: files compiled before on this machine", warm_s, warm),
     ]:
-        print(f"  {label:<44}{seconds * 1000:9.0f} ms")
+        install_s = report.install.seconds if report.install else 0.0
+        rest = seconds - report.seconds - install_s
+        print(
+            f"  {label:<46}{seconds * 1000:7.0f} ms  = find+hash+compile {rest * 1000:5.0f}"
+            f" + push {report.seconds * 1000:4.0f} + install check {install_s * 1000:4.0f}"
+        )
+    print(f"  alone: discovery {discovery_s * 1000:.0f} ms, hash + compile {pack_s * 1000:.0f} ms")
     h.header("(b) one-file edit -> every worker returns the new value")
     h.row("shipit.watch  edit -> fresh", ours.edit_ms, ours.rounds)
     h.row("shipit.watch  file event -> all confirmed", ours.event_ms)
@@ -188,11 +202,14 @@ def main() -> None:
     for note in notes:
         print(f"  note: {note}")
     print(f"  after: {h.load()}")
-    met = sync_s <= SYNC_TARGET_S and edit_ms <= EDIT_TARGET_MS
+    for label, seconds in [("cold", cold_s), ("warm", warm_s)]:
+        print(
+            f"TARGET {'MET' if seconds <= SYNC_TARGET_S else 'MISSED'}: first sync, {label}: "
+            f"{seconds:.2f} s (target <= {SYNC_TARGET_S:.0f} s)"
+        )
     print(
-        f"\nTARGET {'MET' if met else 'MISSED'}: first sync {sync_s:.2f} s "
-        f"(target <= {SYNC_TARGET_S:.0f} s), one-file edit -> fresh {edit_ms:.0f} ms "
-        f"(target <= {EDIT_TARGET_MS:.0f} ms)"
+        f"TARGET {'MET' if edit_ms <= EDIT_TARGET_MS else 'MISSED'}: one-file edit -> fresh "
+        f"{edit_ms:.0f} ms (target <= {EDIT_TARGET_MS:.0f} ms)"
     )
 
 
