@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -29,15 +30,22 @@ def store_dir(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
-@pytest.fixture
-def cluster(store_dir: Path) -> Iterator[Client]:
+@contextlib.contextmanager
+def _cluster(store_dir: Path, workers: int) -> Iterator[Client]:
+    """A LocalCluster whose nodes keep their store in ``store_dir``."""
     with (
         dask.config.set({"shipit.directory": str(store_dir)}),
         LocalCluster(
-            n_workers=3, threads_per_worker=1, processes=True, dashboard_address=":0"
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as lc,
         Client(lc) as client,
     ):
+        yield client
+
+
+@pytest.fixture
+def cluster(store_dir: Path) -> Iterator[Client]:
+    with _cluster(store_dir, 3) as client:
         yield client
 
 
@@ -93,13 +101,7 @@ def test_a_store_others_could_write_to_is_never_used(
     home = _home(store_dir)
     home.mkdir(parents=True)
     home.chmod(0o777)
-    with (
-        dask.config.set({"shipit.directory": str(store_dir)}),
-        LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as lc,
-        Client(lc) as client,
-    ):
+    with _cluster(store_dir, 1) as client:
         shipit.sync(client, project.root, install=False)
         ((path, _, value),) = client.run(_module_file, f"{project.name}.sub").values()
     assert value == 1
