@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import textwrap
 import time
 import uuid
@@ -21,9 +20,15 @@ import pytest
 from distributed import Client, LocalCluster
 
 REPO = Path(__file__).resolve().parents[1]
-# The syntax cache of this test run, not the user's: tests see every file compiled afresh
-# unless they share a cache on purpose. Subprocesses (the CLI, nodes) inherit it.
-os.environ["SHIPIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="shipit-test-cache-")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def syntax_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The syntax cache of this test run, not the user's; subprocesses (the CLI) inherit it."""
+    folder = tmp_path_factory.mktemp("syntax-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SHIPIT_CACHE_DIR", str(folder))
+        yield folder
 
 
 def dist_project(folder: Path, name: str, version: str, init: str | None = None) -> Path:
