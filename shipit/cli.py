@@ -78,6 +78,7 @@ def main(verbose: int) -> None:
     """Ship local code to a Dask cluster and keep every node's versions in parity."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ship.no_user_code_here()  # an embedded cluster's scheduler here serves scripts elsewhere
 
 
 @main.command()
@@ -360,3 +361,6 @@ def check(path: str, scheduler: str | None, timeout: float, as_json: bool, show_
         colour = "red" if report.errors else "yellow" if report.warnings else "green"
         click.secho(report.summary, fg=colour)
     sys.exit(0 if report.ok else 1)
+
+
+from . import cli_cluster  # noqa: E402, F401  (registers run, status and doctor on main)

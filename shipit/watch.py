@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 import threading
@@ -18,8 +17,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from distributed import Client, LocalCluster
+from distributed import Client
 
+from .cluster import EmbeddedCluster
 from .config import load_config
 from .discover import Project, Unit
 from .errors import ConnectionFailed, NoSchedulerError, ShipitError, SyntaxProblem
@@ -96,7 +96,7 @@ class Watch:
         self.n_workers = n_workers
         self._given = client
         self._client: Client | None = client if isinstance(client, Client) else None
-        self._cluster: LocalCluster | None = None
+        self._cluster: EmbeddedCluster | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -257,23 +257,9 @@ class Watch:
         self.shipper = Shipper(self._client, self.root)
 
     def _start_local_cluster(self) -> None:
-        # The dashboard needs bokeh; without it Dask serves nothing there, so say so.
-        has_bokeh = importlib.util.find_spec("bokeh") is not None
-        self._cluster = LocalCluster(
-            n_workers=self.n_workers,
-            processes=True,
-            threads_per_worker=1 if self.n_workers else None,
-            dashboard_address=":8787" if has_bokeh else ":0",
-        )
-        self._client = Client(self._cluster, set_as_default=False)
-        dashboard = self._cluster.dashboard_link if has_bokeh else "none (pip install bokeh)"
-        self._emit(
-            WatchEvent(
-                "cluster",
-                f"started a local cluster at {self._cluster.scheduler_address} "
-                f"with {len(self._cluster.workers)} workers; dashboard: {dashboard}",
-            )
-        )
+        self._cluster = EmbeddedCluster(self.n_workers)
+        self._client = self._cluster.client
+        self._emit(WatchEvent("cluster", self._cluster.description))
 
     def _look_after_connection(self) -> None:
         """On a quiet tick: is the scheduler still there, and does it still run our agent?"""
@@ -314,8 +300,7 @@ class Watch:
             with contextlib.suppress(Exception):
                 self._client.close(timeout=5)
         if self._cluster is not None:
-            with contextlib.suppress(Exception):
-                self._cluster.close(timeout=10)
+            self._cluster.close()
 
 
 def watch(
