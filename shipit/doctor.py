@@ -111,6 +111,14 @@ def doctor(
 
 
 def _scheduler(address: str, facts: Answers) -> Iterator[Finding]:
+    if address in facts.errors:
+        yield Finding(
+            "scheduler",
+            "failed",
+            f"{address} answers but cannot run a probe: {facts.errors[address]}",
+            "look at the scheduler's log; restart it",
+        )
+        return
     node = facts.scheduler or {}
     theirs, ours = node.get("distributed"), distributed.__version__
     detail = f"{address} answers; distributed {theirs}"
@@ -136,7 +144,9 @@ def _workers(facts: Answers, scheduler: str) -> Finding:
             "no worker is connected",
             f"start workers: dask worker {scheduler}",
         )
-    names = ", ".join(f"{info['name']} ({a})" for a, info in sorted(answered.items()))
+    names = ", ".join(
+        a if info["name"] == a else f"{info['name']} ({a})" for a, info in sorted(answered.items())
+    )
     detail = f"{len(answered)} connected: {names}" if answered else "none answers"
     if silent:
         which = "; ".join(f"{a}: {why}" for a, why in sorted(silent.items()))

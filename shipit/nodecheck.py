@@ -32,7 +32,8 @@ def describe(dask_worker: Any = None, dask_scheduler: Any = None) -> dict[str, A
         "distributed": getattr(sys.modules.get("distributed"), "__version__", None),
         "bokeh": importlib.util.find_spec("bokeh") is not None,
     }
-    if dask_worker is not None:
+    # distributed passes its server as both arguments: only a worker has a nanny attribute.
+    if dask_worker is not None and hasattr(dask_worker, "nanny"):
         directory = str(dask_worker.local_directory)
         memory = getattr(getattr(dask_worker, "memory_manager", None), "memory_limit", None)
         facts |= {

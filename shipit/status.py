@@ -33,7 +33,7 @@ class NodeStatus:
     units of this project it lacks or holds at another digest than the local files."""
 
     address: str
-    role: Literal["scheduler", "worker"]
+    role: Literal["client", "scheduler", "worker"]
     name: str | None = None
     python: str | None = None
     versions: dict[str, str | None] = field(default_factory=dict)
@@ -86,13 +86,13 @@ class ClusterStatus:
 
 
 def _row(node: NodeStatus, keys: list[str], units: str | None = None) -> tuple[str, ...]:
-    name = node.name or node.role
+    name = node.role if node.name in (None, node.address) else str(node.name)
     if node.error:
         return (node.address, name, "-", *("-" for _ in keys), "-", f"NO ANSWER: {node.error}", "")
     shipped = ", ".join(f"{u} {d[:8]}" for u, d in sorted(node.units.items())) or "none"
     if node.behind:
         shipped = f"BEHIND ({', '.join(node.behind)}): {shipped}"
-    nanny = "-" if node.role == "scheduler" or units else "yes" if node.nanny else "NO"
+    nanny = "-" if node.role != "worker" else "yes" if node.nanny else "NO"
     return (
         node.address,
         name,
@@ -132,7 +132,7 @@ def status(
     mine = nodeinfo.probe(names)
     return ClusterStatus(
         scheduler=scheduler,
-        client=_node("client", "worker", {**mine, "units": local}, {}, local, {}),
+        client=_node("client", "client", {**mine, "units": local}, {}, local, {}),
         local=local,
         nodes=tuple(nodes),
         seconds=time.perf_counter() - started,
@@ -141,7 +141,7 @@ def status(
 
 def _node(
     address: str,
-    role: Literal["scheduler", "worker"],
+    role: Literal["client", "scheduler", "worker"],
     info: dict[str, Any] | None,
     facts: dict[str, Any],
     local: dict[str, str],
