@@ -95,6 +95,7 @@ def doctor(
             timeout=timeout + CONNECT_TIMEOUT,
             scheduler=False,
             per_worker=lambda _: (every, CONNECT_TIMEOUT),
+            workers=reachable,  # the others did not answer the first question either
         )
         dashboard = c.dashboard_link
     findings = [
@@ -255,7 +256,8 @@ def _memory(facts: Answers) -> Finding:
         )
     limits = sorted(info["memory_limit"] for info in facts.workers.values())
     least = f"; smallest {limits[0] / 1e9:.1f} GB" if limits else ""
-    return Finding("memory limit", "ok", f"every worker has a memory limit{least}")
+    count = len(facts.workers)
+    return Finding("memory limit", "ok", f"each of the {count} workers has a memory limit{least}")
 
 
 def _nannies(facts: Answers) -> Finding:
@@ -268,4 +270,4 @@ def _nannies(facts: Answers) -> Finding:
             "--restart) cannot restart it",
             "start workers without --no-nanny",
         )
-    return Finding("nannies", "ok", "every worker has a nanny")
+    return Finding("nannies", "ok", f"each of the {len(facts.workers)} workers has a nanny")

@@ -38,14 +38,16 @@ def ask(
     timeout: float,
     scheduler: bool = True,
     per_worker: Callable[[str], tuple[Any, ...]] | None = None,
+    workers: list[str] | None = None,
 ) -> Answers:
     """Call ``func`` (defined in the stdlib-only ``module``) everywhere; ``per_worker`` gives a
-    worker's own arguments instead of ``args``.
+    worker's own arguments instead of ``args``; ``workers`` limits the question to those.
 
     >>> ask(client, nodecheck, nodecheck.describe, timeout=5).workers
     {'tcp://127.0.0.1:40331': {'python': '3.11.7', ...}}
     """
-    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    if workers is None:
+        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
     scheduler_address = str(getattr(client.scheduler, "address", "scheduler"))
 
     async def one(address: str) -> Any:

@@ -89,9 +89,9 @@ def _row(node: NodeStatus, keys: list[str], units: str | None = None) -> tuple[s
     name = node.role if node.name in (None, node.address) else str(node.name)
     if node.error:
         return (node.address, name, "-", *("-" for _ in keys), "-", f"NO ANSWER: {node.error}", "")
-    shipped = ", ".join(f"{u} {d[:8]}" for u, d in sorted(node.units.items())) or "none"
+    shipped = _some([f"{u} {d[:8]}" for u, d in sorted(node.units.items())]) or "none"
     if node.behind:
-        shipped = f"BEHIND ({', '.join(node.behind)}): {shipped}"
+        shipped = f"BEHIND ({_some(list(node.behind))}): {shipped}"
     nanny = "-" if node.role != "worker" else "yes" if node.nanny else "NO"
     return (
         node.address,
@@ -102,6 +102,12 @@ def _row(node: NodeStatus, keys: list[str], units: str | None = None) -> tuple[s
         f"{units}: {shipped}" if units else shipped,
         node.local_directory or "",
     )
+
+
+def _some(items: list[str], shown: int = 4) -> str:
+    if len(items) <= shown:
+        return ", ".join(items)
+    return f"{', '.join(items[:shown])}, and {len(items) - shown} more"
 
 
 def status(
@@ -120,8 +126,11 @@ def status(
     local = _local_digests(path)
     names = [*DASK_STACK, *DASK_OPTIONAL]
     with ship.connect(client, timeout) as c:
-        infos = ask(c, nodeinfo, nodeinfo.probe, names, timeout=timeout)
         described = ask(c, nodecheck, nodecheck.describe, timeout=timeout, scheduler=False)
+        # A worker that did not answer once is not asked again (and waited for) twice.
+        answered = sorted(described.workers)
+        infos = ask(c, nodeinfo, nodeinfo.probe, names, timeout=timeout, workers=answered)
+        infos.errors.update(described.errors)
         scheduler = str(getattr(c.scheduler, "address", ""))
     nodes = [_node(scheduler, "scheduler", infos.scheduler, {}, local, infos.errors)]
     for address in sorted(set(infos.workers) | set(infos.errors) - {scheduler}):
