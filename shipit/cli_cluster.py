@@ -83,7 +83,7 @@ def run(
 
 def _ready(report: RunReport, progress: _Progress) -> None:
     """Before the script: one line on stderr, leaving its stdout to the script alone."""
-    progress.__exit__()
+    progress.close()  # the script owns the terminal now
     if report.cluster:
         click.echo(f"cluster  {report.cluster}", err=True)
     shipped = ", ".join(u.name for u in report.sync.shipped) or "nothing new"
@@ -93,7 +93,6 @@ def _ready(report: RunReport, progress: _Progress) -> None:
         f"parity; running with DASK_SCHEDULER_ADDRESS={report.scheduler}",
         err=True,
     )
-    progress.live = False  # the script owns the terminal now
 
 
 def _refused(report: RunReport) -> None:

@@ -88,8 +88,10 @@ class Watch:
         debounce: float = 0.01,
         timeout: float = DEFAULT_TIMEOUT,
         n_workers: int | None = None,
+        on_progress: Callable[[str], None] = lambda step: None,
     ) -> None:
         self.root = load_config(path).root
+        self.on_progress = on_progress  # hears the steps of the start, until ready
         self.on_event = on_event
         self.debounce = debounce
         self.timeout = timeout
@@ -189,6 +191,8 @@ class Watch:
         for path in changed:
             self.packer.forget(path)
         for _ in range(3):
+            if kind == "ready":
+                self.on_progress("finding, hashing and compiling the project's files")
             units, only_known_files = self._units(batch, names)
             # Paths the watcher named, matched against the walk's own: only then may the
             # packer take every other file as unchanged.
@@ -196,6 +200,9 @@ class Watch:
             self._report_problems(problems)
             if kind != "ready" and self.shipper.is_current(packs, problems):
                 return  # saved without a change of content: nothing to send
+            if kind == "ready":
+                files = sum(len(p.manifest) for p in packs)
+                self.on_progress(f"shipping {len(packs)} unit(s), {files:,} files, to every node")
             try:
                 report = self.shipper.push(packs, problems)
                 break
@@ -250,8 +257,10 @@ class Watch:
             except NoSchedulerError:
                 address = None
             if address is None:
+                self.on_progress("starting a local cluster")
                 self._start_local_cluster()
             else:
+                self.on_progress(f"connecting to {address}")
                 self._client = open_client(address, self.timeout)
         assert self._client is not None
         self.shipper = Shipper(self._client, self.root)

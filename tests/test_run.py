@@ -163,3 +163,34 @@ def test_run_from_python_returns_the_report(address: str, project: Project) -> N
     assert report.returncode == 0 and not report.refused
     assert report.sync.ok and report.parity is not None and report.parity.ok
     assert project.name in [u.name for u in report.sync.shipped]
+
+
+def test_on_a_terminal_run_shows_its_steps_then_leaves_the_terminal_to_the_script(
+    address: str, project: Project
+) -> None:
+    import contextlib
+    import pty
+
+    project.write("script.py", "import sys\nprint('script says hi', file=sys.stderr)\n")
+    controller, terminal = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
+    with os.fdopen(controller, "rb", buffering=0) as screen:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shipit", "run", "--scheduler", address, "script.py"],
+            cwd=project.root,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            env=env,
+        )
+        os.close(terminal)
+        proc.communicate(timeout=60)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once the process closed its end
+            while chunk := screen.read(4096):
+                shown += chunk
+    assert proc.returncode == 0
+    assert b"shipping 3 unit(s), 5 files, to every node..." in shown
+    assert b"checking versions on every node..." in shown
+    before, _, after = shown.partition(b"ready ")
+    assert before.endswith(b"\r\x1b[K")  # the status line is gone before the script starts
+    assert b"\x1b[K" not in after and b"script says hi" in after
