@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import signal
+import threading
 from collections.abc import Iterator
 
 from distributed import Client, LocalCluster
@@ -22,12 +24,21 @@ class EmbeddedCluster:
     def __init__(self, n_workers: int | None = None) -> None:
         # The dashboard needs bokeh; without it Dask serves nothing there, so say so.
         has_bokeh = importlib.util.find_spec("bokeh") is not None
-        self.cluster = LocalCluster(
-            n_workers=n_workers,
-            processes=True,
-            threads_per_worker=1 if n_workers else None,
-            dashboard_address=":8787" if has_bokeh else ":0",
-        )
+        # Worker processes start ignoring Ctrl-C: a terminal signals its whole process group,
+        # and shipit, not each worker, decides how the cluster ends. (Only the main thread
+        # may change a disposition; a watch's own thread starts workers as Dask does.)
+        quiet = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if quiet else None
+        try:
+            self.cluster = LocalCluster(
+                n_workers=n_workers,
+                processes=True,
+                threads_per_worker=1 if n_workers else None,
+                dashboard_address=":8787" if has_bokeh else ":0",
+            )
+        finally:
+            if quiet:
+                signal.signal(signal.SIGINT, previous)
         try:
             self.client = Client(self.cluster, set_as_default=False)
         except BaseException:
