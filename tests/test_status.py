@@ -6,6 +6,7 @@ import json
 import platform
 
 import distributed
+import pytest
 
 import shipit
 
@@ -51,9 +52,10 @@ def test_status_shows_every_node_current_then_behind_after_an_edit(
     assert shipit.status(client, project.root).behind == ()
 
 
-def test_status_of_an_unreachable_scheduler_is_one_line() -> None:
+@pytest.mark.parametrize("command", ["status", "doctor"])
+def test_an_unreachable_scheduler_is_one_line(command: str) -> None:
     address = f"tcp://127.0.0.1:{_free_port()}"
-    result = run_shipit("status", "--scheduler", address, "--timeout", "1")
+    result = run_shipit(command, "--scheduler", address, "--timeout", "1")
     assert result.returncode == 2
     assert result.stderr.startswith(f"ERROR cannot reach the scheduler at {address}")
     assert "Traceback" not in result.stderr
