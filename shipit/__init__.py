@@ -5,6 +5,7 @@
 ...                                # workers lack at the client's versions
 """
 
+from .doctor import DoctorReport, Finding, doctor
 from .errors import (
     ConfigError,
     ConnectionFailed,
@@ -30,7 +31,9 @@ from .report import (
     WorkerRestart,
 )
 from .requirements import BadPipOption, BadRequirement, PipOptions
+from .run import RunReport, run
 from .ship import Plan, plan, sync
+from .status import ClusterStatus, NodeStatus, status
 from .watch import Watch, WatchEvent, watch
 from .wheels import BuildFailed, DownloadFailed
 
@@ -38,21 +41,26 @@ __all__ = [
     "BadPipOption",
     "BadRequirement",
     "BuildFailed",
+    "ClusterStatus",
     "ConfigError",
     "ConnectionFailed",
+    "DoctorReport",
     "DownloadFailed",
     "EnvironmentInstall",
+    "Finding",
     "Guard",
     "InstallFailed",
     "InstallReport",
     "NoSchedulerError",
     "NodeResult",
+    "NodeStatus",
     "PackError",
     "ParityReport",
     "PipOptions",
     "Plan",
     "ProbeTimeout",
     "PushFailed",
+    "RunReport",
     "ShipitError",
     "SyncReport",
     "SyntaxProblem",
@@ -63,9 +71,12 @@ __all__ = [
     "WatchEvent",
     "WorkerRestart",
     "check",
+    "doctor",
     "guard",
     "install",
     "plan",
+    "run",
+    "status",
     "sync",
     "watch",
 ]

@@ -11,13 +11,13 @@ import json
 import logging
 import signal
 import sys
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
 from . import parity, ship
+from .cli_progress import Progress as _Progress
 from .errors import ShipitError
 from .report import InstallReport, SyncReport
 from .watch import Watch, WatchEvent
@@ -78,6 +78,7 @@ def main(verbose: int) -> None:
     """Ship local code to a Dask cluster and keep every node's versions in parity."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ship.no_user_code_here()  # an embedded cluster's scheduler here serves scripts elsewhere
 
 
 @main.command()
@@ -178,29 +179,6 @@ def sync(
     else:
         _render_report(report)
     sys.exit(0 if report.ok else 1)
-
-
-class _Progress:
-    """One status line on a terminal's stderr, rewritten per step and erased at the end;
-    nothing at all when stderr is not a terminal (logs, CI, pipes)."""
-
-    def __init__(self) -> None:
-        self.live = sys.stderr.isatty()
-        self.started = time.monotonic()
-
-    def __call__(self, step: str) -> None:
-        if self.live:
-            elapsed = time.monotonic() - self.started
-            sys.stderr.write(f"\r\x1b[K{step}... ({elapsed:.1f} s)")
-            sys.stderr.flush()
-
-    def __enter__(self) -> _Progress:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.live:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
 
 
 def _render_plan(plan: ship.Plan, install: InstallReport | None, as_json: bool) -> None:
@@ -309,17 +287,22 @@ def watch(
     shipit watch --scheduler tcp://10.0.0.5:8786
     shipit watch --workers 4
     """
+    progress = _Progress()  # until the first sync is done
     handle = Watch(
         scheduler,
         path,
-        on_event=_echo_event,
+        on_event=lambda event: progress.above(lambda: _echo_event(event)),
         debounce=debounce / 1000,
         timeout=timeout,
         n_workers=n_workers,
+        on_progress=progress,
     )
     signal.signal(signal.SIGTERM, lambda *_: handle.stop())
     try:
-        handle.start()
+        try:
+            handle.start()
+        finally:
+            progress.close()
         click.echo(f"watching {', '.join(map(str, handle.project.watch_roots))}; Ctrl-C stops")
         handle.wait()
     except KeyboardInterrupt:
@@ -360,3 +343,6 @@ def check(path: str, scheduler: str | None, timeout: float, as_json: bool, show_
         colour = "red" if report.errors else "yellow" if report.warnings else "green"
         click.secho(report.summary, fg=colour)
     sys.exit(0 if report.ok else 1)
+
+
+from . import cli_cluster  # noqa: E402, F401  (registers run, status and doctor on main)

@@ -51,12 +51,22 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 10.0
 # Set once this process ships code; nodes living in it (an in-process scheduler) read it.
 CLIENT_PROCESS = False
+# False in the shipit command's own process, where no user code runs (see no_user_code_here).
+_USER_CODE_HERE = True
 # What runs on nodes, pickled by value. The agent's version is its source: a change to
 # these modules re-registers the plugins.
 _AGENT_MODULES = (remote, hoststore)
 AGENT = hashlib.sha256(
     b"".join(Path(m.__file__ or "").read_bytes() for m in _AGENT_MODULES)
 ).hexdigest()[:16]
+
+
+def no_user_code_here() -> None:
+    """Declare that this process runs none of the user's code (the shipit command): a node
+    living in it (the scheduler of an embedded cluster) then loads shipped code like any
+    other node, for the user's script in another process to use."""
+    global _USER_CODE_HERE
+    _USER_CODE_HERE = False
 
 
 def scheduler_address(given: str | None = None) -> str:
@@ -161,7 +171,7 @@ class Shipper:
 
     def __init__(self, client: Client, root: Path, timeout: float = remote.APPLY_TIMEOUT) -> None:
         global CLIENT_PROCESS
-        CLIENT_PROCESS = True
+        CLIENT_PROCESS = _USER_CODE_HERE
         self.client = client
         self.project = project_id(root)
         self.timeout = timeout

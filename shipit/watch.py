@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 import threading
@@ -18,8 +17,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from distributed import Client, LocalCluster
+from distributed import Client
 
+from .cluster import EmbeddedCluster
 from .config import load_config
 from .discover import Project, Unit
 from .errors import ConnectionFailed, NoSchedulerError, ShipitError, SyntaxProblem
@@ -88,15 +88,17 @@ class Watch:
         debounce: float = 0.01,
         timeout: float = DEFAULT_TIMEOUT,
         n_workers: int | None = None,
+        on_progress: Callable[[str], None] = lambda step: None,
     ) -> None:
         self.root = load_config(path).root
+        self.on_progress = on_progress  # hears the steps of the start, until ready
         self.on_event = on_event
         self.debounce = debounce
         self.timeout = timeout
         self.n_workers = n_workers
         self._given = client
         self._client: Client | None = client if isinstance(client, Client) else None
-        self._cluster: LocalCluster | None = None
+        self._cluster: EmbeddedCluster | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -189,6 +191,8 @@ class Watch:
         for path in changed:
             self.packer.forget(path)
         for _ in range(3):
+            if kind == "ready":
+                self.on_progress("finding, hashing and compiling the project's files")
             units, only_known_files = self._units(batch, names)
             # Paths the watcher named, matched against the walk's own: only then may the
             # packer take every other file as unchanged.
@@ -196,6 +200,9 @@ class Watch:
             self._report_problems(problems)
             if kind != "ready" and self.shipper.is_current(packs, problems):
                 return  # saved without a change of content: nothing to send
+            if kind == "ready":
+                files = sum(len(p.manifest) for p in packs)
+                self.on_progress(f"shipping {len(packs)} unit(s), {files:,} files, to every node")
             try:
                 report = self.shipper.push(packs, problems)
                 break
@@ -250,30 +257,18 @@ class Watch:
             except NoSchedulerError:
                 address = None
             if address is None:
+                self.on_progress("starting a local cluster")
                 self._start_local_cluster()
             else:
+                self.on_progress(f"connecting to {address}")
                 self._client = open_client(address, self.timeout)
         assert self._client is not None
         self.shipper = Shipper(self._client, self.root)
 
     def _start_local_cluster(self) -> None:
-        # The dashboard needs bokeh; without it Dask serves nothing there, so say so.
-        has_bokeh = importlib.util.find_spec("bokeh") is not None
-        self._cluster = LocalCluster(
-            n_workers=self.n_workers,
-            processes=True,
-            threads_per_worker=1 if self.n_workers else None,
-            dashboard_address=":8787" if has_bokeh else ":0",
-        )
-        self._client = Client(self._cluster, set_as_default=False)
-        dashboard = self._cluster.dashboard_link if has_bokeh else "none (pip install bokeh)"
-        self._emit(
-            WatchEvent(
-                "cluster",
-                f"started a local cluster at {self._cluster.scheduler_address} "
-                f"with {len(self._cluster.workers)} workers; dashboard: {dashboard}",
-            )
-        )
+        self._cluster = EmbeddedCluster(self.n_workers)
+        self._client = self._cluster.client
+        self._emit(WatchEvent("cluster", self._cluster.description))
 
     def _look_after_connection(self) -> None:
         """On a quiet tick: is the scheduler still there, and does it still run our agent?"""
@@ -314,8 +309,7 @@ class Watch:
             with contextlib.suppress(Exception):
                 self._client.close(timeout=5)
         if self._cluster is not None:
-            with contextlib.suppress(Exception):
-                self._cluster.close(timeout=10)
+            self._cluster.close()
 
 
 def watch(

@@ -18,7 +18,10 @@ from .conftest import Cluster, Project
 
 
 def shipit(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    cwd: str | os.PathLike[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
     return subprocess.run(
@@ -27,6 +30,7 @@ def shipit(
         text=True,
         env={**base, **(env or {})},
         timeout=timeout,
+        cwd=cwd,
     )
 
 

@@ -1,0 +1,193 @@
+"""What the cluster runs, node by node: shipped code, Python, key versions, nanny, directory.
+
+>>> report = shipit.status(client)
+>>> [n.address for n in report.nodes if n.behind]
+['tcp://10.0.0.7:40331']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from distributed import Client
+
+from . import nodecheck, nodeinfo, ship
+from .config import load_config
+from .discover import Project
+from .errors import ShipitError
+from .nodes import ask
+from .pack import file_digest, unit_digest
+from .text import aligned
+from .versions import DASK_OPTIONAL, DASK_STACK
+
+KEY_VERSIONS = ("dask", "distributed", "cloudpickle")
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """One node. ``units`` maps each shipped unit to its digest there; ``behind`` names the
+    units of this project it lacks or holds at another digest than the local files."""
+
+    address: str
+    role: Literal["client", "scheduler", "worker"]
+    name: str | None = None
+    python: str | None = None
+    versions: dict[str, str | None] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
+    behind: tuple[str, ...] = ()
+    nanny: str | None = None
+    local_directory: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """Every node's state, next to the client's: ``local`` maps this project's units to the
+    digests of the files on disk."""
+
+    scheduler: str
+    client: NodeStatus
+    local: dict[str, str]
+    nodes: tuple[NodeStatus, ...]
+    seconds: float = 0.0
+
+    @property
+    def behind(self) -> tuple[NodeStatus, ...]:
+        """The nodes that lack this project's current code, or did not answer."""
+        return tuple(n for n in self.nodes if n.behind or n.error)
+
+    @property
+    def summary(self) -> str:
+        workers = sum(n.role == "worker" for n in self.nodes)
+        units = len(self.local)
+        if not self.behind:
+            return (
+                f"{workers} worker(s) and the scheduler run the current code of "
+                f"{units} unit(s)" + ("" if units else " (nothing of this project shipped)")
+            )
+        names = ", ".join(n.address for n in self.behind)
+        return f"{len(self.behind)} node(s) behind the local files or not answering: {names}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "summary": self.summary}
+
+    def lines(self) -> list[tuple[str, bool]]:
+        """The table, one line per node after the client's: (text, whether it stands out)."""
+        keys = list(KEY_VERSIONS)
+        header = ("node", "name", "python", *keys, "nanny", "units", "local directory")
+        rows = [header, _row(self.client, keys, "this project")]
+        rows += [_row(n, keys) for n in self.nodes]
+        flags = [False, False, *(bool(n.behind or n.error) for n in self.nodes)]
+        return list(zip(aligned(rows), flags, strict=True))
+
+
+def _row(node: NodeStatus, keys: list[str], units: str | None = None) -> tuple[str, ...]:
+    name = node.role if node.name in (None, node.address) else str(node.name)
+    if node.error:
+        return (node.address, name, "-", *("-" for _ in keys), "-", f"NO ANSWER: {node.error}", "")
+    shipped = _some([f"{u} {d[:8]}" for u, d in sorted(node.units.items())]) or "none"
+    if node.behind:
+        shipped = f"BEHIND ({_some(list(node.behind))}): {shipped}"
+    nanny = "-" if node.role != "worker" else "yes" if node.nanny else "NO"
+    return (
+        node.address,
+        name,
+        node.python or "?",
+        *(node.versions.get(k) or "-" for k in keys),
+        nanny,
+        f"{units}: {shipped}" if units else shipped,
+        node.local_directory or "",
+    )
+
+
+def _some(items: list[str], shown: int = 4) -> str:
+    if len(items) <= shown:
+        return ", ".join(items)
+    return f"{', '.join(items[:shown])}, and {len(items) - shown} more"
+
+
+def status(
+    client: Client | str | None = None,
+    path: str | Path = ".",
+    *,
+    timeout: float = ship.DEFAULT_TIMEOUT,
+) -> ClusterStatus:
+    """Read every node's shipped units, Python, Dask versions, nanny and local directory, and
+    compare the units with the project at ``path``.
+
+    >>> shipit.status("tcp://10.0.0.5:8786").summary
+    '4 worker(s) and the scheduler run the current code of 1 unit(s)'
+    """
+    started = time.perf_counter()
+    local = _local_digests(path)
+    names = [*DASK_STACK, *DASK_OPTIONAL]
+    with ship.connect(client, timeout) as c:
+        described = ask(c, nodecheck, nodecheck.describe, timeout=timeout, scheduler=False)
+        # A worker that did not answer once is not asked again (and waited for) twice.
+        answered = sorted(described.workers)
+        infos = ask(c, nodeinfo, nodeinfo.probe, names, timeout=timeout, workers=answered)
+        infos.errors.update(described.errors)
+        scheduler = str(getattr(c.scheduler, "address", ""))
+    nodes = [_node(scheduler, "scheduler", infos.scheduler, {}, local, infos.errors)]
+    for address in sorted(set(infos.workers) | set(infos.errors) - {scheduler}):
+        facts = described.workers.get(address, {})
+        nodes.append(
+            _node(address, "worker", infos.workers.get(address), facts, local, infos.errors)
+        )
+    mine = nodeinfo.probe(names)
+    return ClusterStatus(
+        scheduler=scheduler,
+        client=_node("client", "client", {**mine, "units": local}, {}, local, {}),
+        local=local,
+        nodes=tuple(nodes),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _node(
+    address: str,
+    role: Literal["client", "scheduler", "worker"],
+    info: dict[str, Any] | None,
+    facts: dict[str, Any],
+    local: dict[str, str],
+    errors: dict[str, str],
+) -> NodeStatus:
+    if info is None:
+        return NodeStatus(address, role, error=errors.get(address, "no answer"))
+    units = dict(info.get("units") or {})
+    packages = info.get("packages") or {}
+    versions = {
+        name: (packages.get(name) or {}).get("version") for name in (*DASK_STACK, *DASK_OPTIONAL)
+    }
+    return NodeStatus(
+        address=address,
+        role=role,
+        name=facts.get("name"),
+        python=info.get("python"),
+        versions={k: v for k, v in versions.items() if v is not None or k in KEY_VERSIONS},
+        units=units,
+        behind=tuple(sorted(n for n, digest in local.items() if units.get(n) != digest)),
+        nanny=facts.get("nanny"),
+        local_directory=facts.get("local_directory"),
+    )
+
+
+def _local_digests(path: str | Path) -> dict[str, str]:
+    """Each unit of the project at ``path``, with the digest a sync would ship; empty when
+    ``path`` is no project (status of a cluster, from anywhere)."""
+    try:
+        units = Project(load_config(path)).units()
+    except ShipitError:
+        return {}
+    digests = {}
+    for unit in units:
+        manifest = {}
+        for rel in unit.files:
+            with contextlib.suppress(OSError):  # vanished since the walk
+                manifest[rel] = file_digest((unit.root / rel).read_bytes())
+        digests[unit.name] = unit_digest(unit.name, manifest)
+    return digests
