@@ -296,6 +296,18 @@ def _error_text(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}" if str(e) else text
 
 
+def _lost_worker_text(e: BaseException) -> str:
+    """Why a worker did not answer a push; a dropped connection says what it means."""
+    if isinstance(e, (asyncio.TimeoutError, TimeoutError)):
+        return "the worker did not answer in time"
+    if isinstance(e, (OSError, EOFError)):  # distributed's CommClosedError is an OSError
+        return (
+            f"the worker went away during the sync ({type(e).__name__}); "
+            "a worker that joins or rejoins takes the current code"
+        )
+    return _error_text(e)
+
+
 class ShipitSchedulerPlugin(SchedulerPlugin):
     """Holds the current version of every unit and fans pushes out to the workers."""
 
@@ -442,7 +454,7 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
                         self.scheduler.rpc(address).shipit_apply(**msg), timeout
                     )
                 except Exception as e:
-                    return {"role": "worker", "ok": False, "error": _error_text(e)}
+                    return {"role": "worker", "ok": False, "error": _lost_worker_text(e)}
                 if reply is not None and ERROR_KEY in reply:
                     return {"role": "worker", "ok": False, "error": reply[ERROR_KEY]}
                 if reply is not None:
