@@ -42,6 +42,7 @@ EventKind = Literal[
     "stopped",
 ]
 _CONFIG_FILES = ("pyproject.toml", ".gitignore")
+_RECONNECT_EVERY = 2.0  # seconds between attempts once backed off
 
 
 @dataclass(frozen=True)
@@ -303,7 +304,8 @@ class Watch:
             except (OSError, TimeoutError, ConnectionFailed) as e:
                 logger.debug("reconnect failed: %s", e)
                 self._stop.wait(delay)
-                delay = min(delay * 2, 5.0)
+                # An attempt is one connect: trying every 2 s keeps the gap short once it is back.
+                delay = min(delay * 2, _RECONNECT_EVERY)
         else:
             return
         self._emit(WatchEvent("reconnected", f"to {address}"))

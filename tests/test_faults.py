@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import signal
 import subprocess
@@ -120,3 +121,109 @@ def test_a_worker_killed_during_a_sync_is_named_and_its_replacement_runs_current
     assert process_cluster.on_every_worker(value) == [2] * 8
     held = client.run(_node_digests)
     assert all(h == _local_state(project) for h in held.values()), held
+
+
+class Tasks:
+    """Runs tasks on every worker, over and over, until stopped; keeps what they returned."""
+
+    def __init__(self, cluster: Cluster, func: Callable[[], Any]) -> None:
+        self.cluster, self.func = cluster, func
+        self.results: list[Any] = []
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.results += self.cluster.on_every_worker(self.func, per_worker=2)
+            except BaseException as e:  # what a task raised reaches the client here
+                self.errors.append(e)
+
+    def __enter__(self) -> Tasks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+
+def _cluster_state(client: Any) -> list[dict[str, Any]]:
+    return [client.run_on_scheduler(_node_digests), *client.run(_node_digests).values()]
+
+
+def test_two_concurrent_syncs_end_on_one_version_and_tasks_never_fail(
+    process_cluster: Cluster, project: Project, tmp_path: Path
+) -> None:
+    client = process_cluster.client
+    shipit.sync(client, project.root, install=False)
+    value = project.module("{pkg}.sub").value
+    with Tasks(process_cluster, value) as tasks:
+        # One checkout, two syncs at the same moment: both succeed, the cluster holds it.
+        _set_value(project, 10)
+        runs = [_shipit_sync(project, process_cluster.scheduler_address) for _ in range(2)]
+        for run in runs:
+            out, err = run.communicate(timeout=60)
+            assert run.returncode == 0, out + err
+        assert all(s == _local_state(project) for s in _cluster_state(client))
+
+        # Two checkouts of one package, each with its own edit, synced at the same moment:
+        # every node ends on the same one of the two.
+        other = Project(tmp_path / "clone", project.name)
+        subprocess.run(["cp", "-r", str(project.root), str(other.root)], check=True)
+        _set_value(project, 11)
+        _set_value(other, 12)
+        runs = [_shipit_sync(p, process_cluster.scheduler_address) for p in (project, other)]
+        for run in runs:
+            out, err = run.communicate(timeout=60)
+            assert run.returncode == 0, out + err
+        states = _cluster_state(client)
+        digests = {s[project.name]["digest"] for s in states}
+        assert len(digests) == 1 and states[0] in (_local_state(project), _local_state(other))
+        final = 11 if states[0] == _local_state(project) else 12
+        assert process_cluster.on_every_worker(value) == [final] * 8
+        seen = len(tasks.results)
+        _wait_until(lambda: len(tasks.results) > seen + 8, 30, "tasks after the last sync")
+
+    assert tasks.errors == []
+    assert set(tasks.results) <= {1, 10, 11, 12} and tasks.results[-1] == final
+
+
+def test_a_burst_of_200_edits_ends_with_every_node_on_the_final_state(
+    process_cluster: Cluster, project: Project
+) -> None:
+    client = process_cluster.client
+    modules = [f"m{i}" for i in range(5)]
+    for name in modules:
+        _set_value(project, 0, name)
+    seen: list[shipit.WatchEvent] = []
+    with shipit.watch(client, project.root, on_event=seen.append):
+        start = time.monotonic()
+        for i in range(200):  # 200 edits over 2 s: rewrites, new files and deletions
+            if i % 20 == 7:
+                _set_value(project, i, f"extra{i % 3}")
+            elif i % 20 == 17 and (project.root / project.name / f"extra{i % 3}.py").exists():
+                project.remove(f"{{pkg}}/extra{i % 3}.py")
+            else:
+                _set_value(project, i, modules[i % len(modules)])
+            time.sleep(max(0.0, start + (i + 1) * 0.01 - time.monotonic()))
+        wrote = time.monotonic() - start
+        final = _local_state(project)
+        _wait_until(lambda: all(s == final for s in _cluster_state(client)), 30, "the final state")
+        settled = time.monotonic() - start - wrote
+
+    assert 1.9 < wrote < 3.0
+    assert all(s == final for s in _cluster_state(client))
+    assert not [e for e in seen if e.kind in ("failed", "error", "syntax-error")], seen
+    probe = project.module("{pkg}.probe")
+    for name in [*modules, "extra0", "extra1", "extra2"]:
+        path = project.root / project.name / f"{name}.py"
+        dotted = f"{project.name}.{name}"
+        if path.exists():
+            expected = int(path.read_text().split("\n")[0].split("= ")[1])
+            assert process_cluster.on_every_worker(probe.read, dotted) == [expected] * 8
+        else:
+            results = client.run(importlib.import_module, dotted, on_error="return")
+            assert all(isinstance(r, ModuleNotFoundError) for r in results.values()), results
+    assert settled < 10
