@@ -8,6 +8,7 @@
 from .errors import (
     ConfigError,
     ConnectionFailed,
+    ConnectionLost,
     NoSchedulerError,
     PackError,
     ProbeTimeout,
@@ -40,6 +41,7 @@ __all__ = [
     "BuildFailed",
     "ConfigError",
     "ConnectionFailed",
+    "ConnectionLost",
     "DownloadFailed",
     "EnvironmentInstall",
     "Guard",

@@ -16,10 +16,11 @@ from typing import Any
 
 import cloudpickle
 import pytest
+from distributed import Client
 
 import shipit
 
-from .conftest import Cluster, Project
+from .conftest import Cluster, ProcessCluster, Project
 
 pytestmark = pytest.mark.timeout(180)
 # Nodes run these helpers without this test package: send them by value.
@@ -227,3 +228,41 @@ def test_a_burst_of_200_edits_ends_with_every_node_on_the_final_state(
             results = client.run(importlib.import_module, dotted, on_error="return")
             assert all(isinstance(r, ModuleNotFoundError) for r in results.values()), results
     assert settled < 10
+
+
+def test_the_scheduler_killed_during_a_sync_is_one_line_and_exit_2(
+    tmp_path: Path, bare_python: Path, project: Project
+) -> None:
+    pc = ProcessCluster(bare_python, tmp_path)
+    worker_pid = None
+    try:
+        address = pc.start_scheduler()
+        pc.start_worker()
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(1, timeout=60)
+            shipit.sync(client, project.root, install=False)
+            (worker_pid,) = client.run(os.getpid).values()
+            os.kill(worker_pid, signal.SIGSTOP)  # the push will wait on this worker
+            _set_value(project, 2)
+            new = _local_state(project)[project.name]["digest"]
+            sync = _shipit_sync(project, address)
+            _wait_until(
+                lambda: client.run_on_scheduler(_node_digests)[project.name]["digest"] == new,
+                60,
+                "the scheduler to take the new code",
+            )
+            assert sync.poll() is None
+            pc.procs[0].kill()  # the scheduler dies in the middle of the sync
+            out, err = sync.communicate(timeout=60)
+    finally:
+        if worker_pid is not None:
+            os.kill(worker_pid, signal.SIGKILL)
+        pc.close()
+
+    assert sync.returncode == 2, out + err
+    assert "Traceback" not in err
+    assert err.splitlines()[0] == (
+        f"ERROR lost the connection to the scheduler at {address}: Stream is closed"
+    ), err
+    assert err.splitlines()[1].startswith("TIP") and "scheduler still running?" in err, err
+    assert len(err.splitlines()) == 2, err
