@@ -296,10 +296,10 @@ def _error_text(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}" if str(e) else text
 
 
-def _lost_worker_text(e: BaseException) -> str:
+def _lost_worker_text(e: BaseException, timeout: float) -> str:
     """Why a worker did not answer a push; a dropped connection says what it means."""
     if isinstance(e, (asyncio.TimeoutError, TimeoutError)):
-        return "the worker did not answer in time"
+        return f"the worker did not answer within {timeout:g} s; the next sync brings it up to date"
     if isinstance(e, (OSError, EOFError)):  # distributed's CommClosedError is an OSError
         return (
             f"the worker went away during the sync ({type(e).__name__}); "
@@ -322,6 +322,7 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
         self.blobs: dict[str, bytes] = {}
         self.generation = 0
         self.lock = asyncio.Lock()
+        self.behind: set[str] = set()  # workers whose last push failed: the next sync retries
         directory = os.path.join(
             getattr(scheduler, "local_directory", None) or tempfile.gettempdir(),
             f"shipit-scheduler-{os.getpid()}",
@@ -378,7 +379,13 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
                 n for n, u in self.units.items() if u["project"] == project and n not in names
             ]
             if not changed and not removed:
-                return {"status": "OK", "generation": self.generation, "nodes": {}, "changed": []}
+                retried = await self._catch_up_lagging(timeout)
+                return {
+                    "status": "OK",
+                    "generation": self.generation,
+                    "nodes": retried,
+                    "changed": [],
+                }
 
             others = [
                 u["name"]
@@ -437,13 +444,31 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
     async def _fetch_local(self, digests: list[str]) -> dict[str, bytes]:
         return self.fetch(digests)
 
+    async def _catch_up_lagging(self, timeout: float) -> dict[str, dict[str, Any]]:
+        """Bring the workers a past push failed on to the current version, even when
+        nothing changed: running the same sync again is how a user repairs a node."""
+        self.behind &= set(self.scheduler.workers)
+        if not self.behind:
+            return {}
+        current = [
+            {"name": n, **{k: u[k] for k in ("digest", "manifest")}} for n, u in self.units.items()
+        ]
+        update = {"generation": self.generation, "changed": current, "removed": []}
+        # base -1 matches no worker's generation: each takes the scheduler's whole state.
+        return await self._to_workers(update, {}, timeout, sorted(self.behind), base=-1)
+
     async def _to_workers(
-        self, update: dict[str, Any], payloads: dict[str, bytes], timeout: float
+        self,
+        update: dict[str, Any],
+        payloads: dict[str, bytes],
+        timeout: float,
+        addresses: list[str] | None = None,
+        base: int | None = None,
     ) -> dict[str, dict[str, Any]]:
         names = {u["name"] for u in update["changed"]}
         msg = {
             **update,
-            "base": update["generation"] - 1,
+            "base": update["generation"] - 1 if base is None else base,
             "payloads": {n: p for n, p in payloads.items() if n in names},
         }
 
@@ -454,7 +479,7 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
                         self.scheduler.rpc(address).shipit_apply(**msg), timeout
                     )
                 except Exception as e:
-                    return {"role": "worker", "ok": False, "error": _lost_worker_text(e)}
+                    return {"role": "worker", "ok": False, "error": _lost_worker_text(e, timeout)}
                 if reply is not None and ERROR_KEY in reply:
                     return {"role": "worker", "ok": False, "error": reply[ERROR_KEY]}
                 if reply is not None:
@@ -478,8 +503,11 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
                 "error": "the shipit worker plugin did not answer",
             }
 
-        addresses = list(self.scheduler.workers)
+        if addresses is None:
+            addresses = list(self.scheduler.workers)
         replies = await asyncio.gather(*(one(a) for a in addresses))
+        for address, reply in zip(addresses, replies, strict=True):
+            (self.behind.discard if reply["ok"] else self.behind.add)(address)
         return dict(zip(addresses, replies, strict=True))
 
 

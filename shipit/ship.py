@@ -168,10 +168,10 @@ class Shipper:
         self.remote: dict[str, dict[str, Any]] | None = None
         self.own: set[str] = set()  # the names the cluster holds for this project
 
-    def _call(self, op: str, **kwargs: Any) -> Any:
+    def _call(self, op: str, wait: float | None = None, **kwargs: Any) -> Any:
         async def call() -> Any:
             return await asyncio.wait_for(
-                getattr(self.client.scheduler, op)(**kwargs), self.timeout
+                getattr(self.client.scheduler, op)(**kwargs), wait or self.timeout
             )
 
         return self.client.sync(call)
@@ -223,6 +223,8 @@ class Shipper:
             units, payloads = self._message(packs, held_back, missing)
             reply = self._call(
                 "shipit_push",
+                # The scheduler gives each worker `timeout`: wait longer, for its report.
+                wait=self.timeout * 1.5 + 10,
                 project=self.project,
                 units=units,
                 payloads=payloads,

@@ -19,6 +19,7 @@ import pytest
 from distributed import Client
 
 import shipit
+from shipit.ship import Shipper
 
 from .conftest import Cluster, ProcessCluster, Project
 
@@ -266,3 +267,59 @@ def test_the_scheduler_killed_during_a_sync_is_one_line_and_exit_2(
     ), err
     assert err.splitlines()[1].startswith("TIP") and "scheduler still running?" in err, err
     assert len(err.splitlines()) == 2, err
+
+
+def test_a_frozen_worker_is_named_after_the_timeout_and_the_next_sync_catches_it_up(
+    process_cluster: Cluster, project: Project
+) -> None:
+    client = process_cluster.client
+    shipit.sync(client, project.root, install=False)
+    value = project.module("{pkg}.sub").value
+    pids = client.run(os.getpid)
+    frozen = sorted(pids)[0]
+    os.kill(pids[frozen], signal.SIGSTOP)  # alive, connected, answering nothing
+    try:
+        _set_value(project, 2)
+        started = time.monotonic()
+        report = Shipper(client, project.root, timeout=2).push(shipit.plan(project.root).packs)
+        took = time.monotonic() - started
+    finally:
+        os.kill(pids[frozen], signal.SIGCONT)
+
+    assert took < 10
+    assert report.failures == {
+        frozen: "the worker did not answer within 2 s; the next sync brings it up to date"
+    }
+    assert report.confirmed == 2  # the scheduler and the other worker
+    report = shipit.sync(client, project.root, install=False)  # nothing changed locally
+    assert report.ok and report.shipped == ()
+    assert process_cluster.on_every_worker(value) == [2] * 8
+
+
+def test_the_same_sync_again_repairs_a_node_that_failed(
+    process_cluster: Cluster, project: Project
+) -> None:
+    client, address = process_cluster.client, process_cluster.scheduler_address
+    shipit.sync(client, project.root, install=False)
+    value = project.module("{pkg}.sub").value
+    victim = process_cluster.workers[0]
+    _set_value(project, 2)
+    digest = _local_state(project)[project.name]["digest"]
+
+    def stray(path: str, dask_worker: Any, remove: bool = False) -> None:
+        # A file where the new version's folder must go: a real failure on one node.
+        target = os.path.join(dask_worker._shipit_store.directory, path)
+        os.unlink(target) if remove else open(target, "w").close()
+
+    client.run(stray, f"{project.name}-{digest[:16]}", workers=[victim])
+    out, err = _shipit_sync(project, address).communicate(timeout=60)
+    assert f"failed     {victim}: NotADirectoryError" in err
+
+    client.run(stray, f"{project.name}-{digest[:16]}", remove=True, workers=[victim])
+    run = _shipit_sync(project, address)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, out + err
+    assert "nothing changed; 1/1 lagging node(s) brought up to date" in out
+    assert process_cluster.on_every_worker(value) == [2] * 8
+    out, _ = _shipit_sync(project, address).communicate(timeout=60)
+    assert "nothing changed; no code sent" in out  # and then it is no longer lagging
