@@ -19,6 +19,7 @@ import pytest
 from distributed import Client
 
 import shipit
+from shipit.pack import file_digest, unit_digest
 from shipit.ship import Shipper
 
 from .conftest import Cluster, ProcessCluster, Project
@@ -80,8 +81,12 @@ def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def _value_source(value: object) -> str:
+    return f"VALUE = {value!r}\n\ndef value():\n    return VALUE\n"
+
+
 def _set_value(project: Project, value: object, module: str = "sub") -> None:
-    project.write(f"{{pkg}}/{module}.py", f"VALUE = {value!r}\n\ndef value():\n    return VALUE\n")
+    project.write(f"{{pkg}}/{module}.py", _value_source(value))
 
 
 def test_a_worker_killed_during_a_sync_is_named_and_its_replacement_runs_current_code(
@@ -281,14 +286,14 @@ def test_a_frozen_worker_is_named_after_the_timeout_and_the_next_sync_catches_it
     try:
         _set_value(project, 2)
         started = time.monotonic()
-        report = Shipper(client, project.root, timeout=2).push(shipit.plan(project.root).packs)
+        report = Shipper(client, project.root, timeout=3).push(shipit.plan(project.root).packs)
         took = time.monotonic() - started
     finally:
         os.kill(pids[frozen], signal.SIGCONT)
 
     assert took < 10
     assert report.failures == {
-        frozen: "the worker did not answer within 2 s; the next sync brings it up to date"
+        frozen: "the worker did not answer within 3 s; the next sync brings it up to date"
     }
     assert report.confirmed == 2  # the scheduler and the other worker
     report = shipit.sync(client, project.root, install=False)  # nothing changed locally
@@ -323,3 +328,36 @@ def test_the_same_sync_again_repairs_a_node_that_failed(
     assert process_cluster.on_every_worker(value) == [2] * 8
     out, _ = _shipit_sync(project, address).communicate(timeout=60)
     assert "nothing changed; no code sent" in out  # and then it is no longer lagging
+
+
+def test_watch_retries_a_node_a_push_failed_on_until_it_takes_the_code(
+    process_cluster: Cluster, project: Project
+) -> None:
+    client = process_cluster.client
+    value = project.module("{pkg}.sub").value
+    victim = process_cluster.workers[0]
+    seen: list[shipit.WatchEvent] = []
+
+    def stray(path: str, dask_worker: Any, remove: bool = False) -> None:
+        target = os.path.join(dask_worker._shipit_store.directory, path)
+        os.unlink(target) if remove else open(target, "w").close()
+
+    def kinds() -> list[str]:
+        return [e.kind for e in seen]
+
+    with shipit.watch(client, project.root, on_event=seen.append):
+        # Where the next version's folder will go, computed before it is saved.
+        manifest = {**_local_state(project)[project.name]["files"]}
+        manifest[f"{project.name}/sub.py"] = file_digest(_value_source(2).encode())
+        folder = f"{project.name}-{unit_digest(project.name, manifest)[:16]}"
+        client.run(stray, folder, workers=[victim])
+        _set_value(project, 2)
+        _wait_until(lambda: "failed" in kinds(), 30, "the push to fail on one worker")
+        assert list(seen[-1].report.failures) == [victim]  # type: ignore[union-attr]
+        client.run(stray, folder, remove=True, workers=[victim])  # the problem goes away
+        _wait_until(lambda: "caught-up" in kinds(), 30, "watch to retry the worker")
+
+    assert str(seen[kinds().index("caught-up")]) == (
+        "caught-up  1 lagging node(s) now run the current code"
+    )
+    assert process_cluster.on_every_worker(value) == [2] * 8
