@@ -1,7 +1,10 @@
 """Properties of discovery, packing and the node-side unpack, over random project trees.
 
 Hypothesis draws trees of packages, modules and data files with ASCII and non-ASCII names,
-mixed with names that must never ship (junk, secrets, what .gitignore lists). No cluster:
+mixed with names that must never ship (junk, secrets, what .gitignore lists). Checked: the
+walk ships exactly the expected files and the watcher's per-file answer agrees with it;
+packs are the same bytes whatever the creation order and mtimes; a node unpacks (and
+patches) exactly the chosen files. No cluster:
 the node side is shipit.remote's NodeStore, called here directly (it is plain Python).
 """
 
@@ -152,6 +155,17 @@ def test_discovery_ships_what_it_should_and_packing_is_deterministic(
         ]
         assert [p.zip() for p in a] == [p.zip() for p in b]
         assert [p.zip() for p in a] == [p.zip() for p in _packs(first)]
+
+
+@slow
+@given(tree=trees())
+def test_the_watchers_per_file_answer_agrees_with_the_walk(tree: dict[str, bytes]) -> None:
+    with _folder() as root:
+        _write(root, tree, sorted(tree), mtime=1_500_000_000)
+        project = Project(load_config(root), find_editable=False)
+        walked = {f: u.name for u in project.units() for f in u.files}
+        asked = {rel: project.unit_name_for(root / rel) for rel in tree}
+        assert {rel: name for rel, name in asked.items() if name is not None} == walked
 
 
 @slow
