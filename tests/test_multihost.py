@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import pytest
 
 from .conftest import Project
@@ -105,12 +107,23 @@ def _node_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
+def _remove_stale_namespaces() -> None:
+    """Namespaces a killed test run left behind (its process is gone): delete them."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    for line in listed.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        match = re.fullmatch(r"shipit(\d+)-\w+", name)
+        if match and not psutil.pid_exists(int(match.group(1))):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+
+
 @pytest.fixture
 def network() -> Iterator[Network]:
     if shutil.which("ip") is None:
         pytest.skip("multi-host test needs the `ip` tool (iproute2) to create network namespaces")
     if os.geteuid() != 0:
         pytest.skip("multi-host test needs root (CAP_NET_ADMIN) to create network namespaces")
+    _remove_stale_namespaces()
     net = Network(f"shipit{os.getpid()}")
     try:
         try:

@@ -4,8 +4,8 @@ Hypothesis draws trees of packages, modules and data files with ASCII and non-AS
 mixed with names that must never ship (junk, secrets, what .gitignore lists). Checked: the
 walk ships exactly the expected files and the watcher's per-file answer agrees with it;
 packs are the same bytes whatever the creation order and mtimes; a node unpacks (and
-patches) exactly the chosen files. No cluster:
-the node side is shipit.remote's NodeStore, called here directly (it is plain Python).
+patches) exactly the chosen files. No cluster: the node side is shipit.remote's NodeStore,
+called here directly (it is plain Python).
 """
 
 from __future__ import annotations
