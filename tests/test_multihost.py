@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.timeout(240)
 SUBNET = "10.213.7"
 SCHEDULER = f"{SUBNET}.1"
 WORKERS = (f"{SUBNET}.2", f"{SUBNET}.3")
+LATE_WORKER = f"{SUBNET}.4"  # joins after the edit
 CLIENT = f"{SUBNET}.10"
 
 
@@ -141,9 +143,9 @@ _CHECK = textwrap.dedent("""
     from distributed import Client
     sys.path.insert(0, ".")
     with Client(sys.argv[1], timeout=30) as client:
-        client.wait_for_workers({workers}, timeout=60)
+        client.wait_for_workers(int(sys.argv[2]), timeout=60)
         workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
-        if sys.argv[2:]:
+        if sys.argv[3:]:
             from {pkg}.sub import value
             futures = [client.submit(value, pure=False, workers=[w], allow_other_workers=False)
                        for w in workers for _ in range(2)]
@@ -169,20 +171,23 @@ def test_sync_and_edit_reach_workers_on_other_hosts(
          "--no-dashboard"],
         tmp_path / "scheduler.log",
     )  # fmt: skip
-    for ns, host in zip(worker_ns, WORKERS, strict=True):
+
+    def start_worker(ns: str, host: str) -> None:
         network.spawn(
             ns,
             [*node, "distributed.cli.dask_worker", address, "--host", host, "--nthreads", "1",
              "--no-nanny", "--no-dashboard"],
             tmp_path / f"worker-{host}.log",
         )  # fmt: skip
-    check = tmp_path / "check_nodes.py"  # outside the project: not shipped
-    check.write_text(_CHECK.format(workers=len(WORKERS), pkg=project.name))
 
-    def on_workers(*with_values: str) -> object:
-        done = network.run(
-            client_ns, [sys.executable, str(check), address, *with_values], project.root
-        )
+    for ns, host in zip(worker_ns, WORKERS, strict=True):
+        start_worker(ns, host)
+    check = tmp_path / "check_nodes.py"  # outside the project: not shipped
+    check.write_text(_CHECK.format(pkg=project.name))
+
+    def on_workers(n: int, *with_values: str) -> Any:
+        argv = [sys.executable, str(check), address, str(n), *with_values]
+        done = network.run(client_ns, argv, project.root)
         assert done.returncode == 0, done.stdout + done.stderr
         return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -194,7 +199,8 @@ def test_sync_and_edit_reach_workers_on_other_hosts(
 
     deadline = time.monotonic() + 60
     while True:  # the scheduler may still be starting in its namespace
-        done = network.run(client_ns, [sys.executable, str(check), address], project.root)
+        argv = [sys.executable, str(check), address, str(len(WORKERS))]
+        done = network.run(client_ns, argv, project.root)
         if done.returncode == 0:
             break
         assert time.monotonic() < deadline, done.stderr
@@ -202,7 +208,15 @@ def test_sync_and_edit_reach_workers_on_other_hosts(
     assert sorted(w.rsplit(":", 1)[0] for w in workers) == [f"tcp://{h}" for h in WORKERS]
 
     assert "3/3 nodes" in sync()
-    assert on_workers("values") == [[w, 1] for w in workers for _ in range(2)]
+    assert on_workers(2, "values") == [[w, 1] for w in workers for _ in range(2)]
     project.write("{pkg}/sub.py", "VALUE = 2\n\ndef value():\n    return VALUE\n")
     assert "3/3 nodes" in sync()
-    assert on_workers("values") == [[w, 2] for w in workers for _ in range(2)]
+    assert on_workers(2, "values") == [[w, 2] for w in workers for _ in range(2)]
+
+    # A machine that joins afterwards takes the current code from the scheduler.
+    start_worker(network.add_host("w9", LATE_WORKER, switch), LATE_WORKER)
+    values = on_workers(3, "values")
+    assert [v for _, v in values] == [2] * 6
+    assert {w.rsplit(":", 1)[0] for w, _ in values} == {
+        f"tcp://{h}" for h in (*WORKERS, LATE_WORKER)
+    }
