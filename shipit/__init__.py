@@ -9,6 +9,7 @@ from .doctor import DoctorReport, Finding, doctor
 from .errors import (
     ConfigError,
     ConnectionFailed,
+    ConnectionLost,
     NoSchedulerError,
     PackError,
     ProbeTimeout,
@@ -44,6 +45,7 @@ __all__ = [
     "ClusterStatus",
     "ConfigError",
     "ConnectionFailed",
+    "ConnectionLost",
     "DoctorReport",
     "DownloadFailed",
     "EnvironmentInstall",

@@ -250,6 +250,8 @@ def _render_report(report: SyncReport) -> None:
     unchanged = sum(u.status == "unchanged" for u in report.units)
     if shipped or any(u.status == "removed" for u in report.units):
         summary = f"synced {shipped} unit(s) to {report.confirmed}/{nodes} nodes"
+    elif nodes:  # nothing changed, but nodes a past sync failed on were tried again
+        summary = f"nothing changed; {report.confirmed}/{nodes} lagging node(s) brought up to date"
     else:
         summary = "nothing changed; no code sent"
     click.echo(f"{summary} in {report.seconds * 1000:.0f} ms ({unchanged} unchanged)")

@@ -55,6 +55,21 @@ class ConnectionFailed(ShipitError):
         self.tip = "is `dask scheduler` running there, and is the port open from this machine?"
 
 
+class ConnectionLost(ShipitError):
+    """The scheduler went away in the middle of a command."""
+
+    exit_code = 2
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address = address
+        self.reason = reason
+        super().__init__(f"lost the connection to the scheduler at {address}: {reason}")
+        self.tip = (
+            "is the scheduler still running? run the command again once it is back; "
+            "each node holds its last good code or the new version whole"
+        )
+
+
 @dataclass(frozen=True)
 class SyntaxProblem:
     """A file that does not compile: it keeps its unit from shipping."""

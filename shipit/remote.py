@@ -383,6 +383,17 @@ def _prune_empty(folder: str, top: str) -> None:
         folder = os.path.dirname(folder)
 
 
+async def _off_the_loop(func: Any) -> None:
+    """Run blocking file work in a thread; inline when the interpreter is shutting down and
+    takes no new threads (a cluster closed at exit)."""
+    try:
+        done = asyncio.get_running_loop().run_in_executor(None, func)
+    except RuntimeError:  # "cannot schedule new futures after shutdown"
+        func()
+        return
+    await done
+
+
 def _node_store(role: str, local_directory: str, fallback: str) -> NodeStore:
     """A node's store: in the host's shared store if there is one, else in ``fallback``."""
     if _in_client_process():  # the client's own files are the code here
@@ -402,6 +413,18 @@ def _error_text(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}" if str(e) else text
 
 
+def _lost_worker_text(e: BaseException, timeout: float) -> str:
+    """Why a worker did not answer a push; a dropped connection says what it means."""
+    if isinstance(e, (asyncio.TimeoutError, TimeoutError)):
+        return f"the worker did not answer within {timeout:g} s; the next sync brings it up to date"
+    if isinstance(e, (OSError, EOFError)):  # distributed's CommClosedError is an OSError
+        return (
+            f"the worker went away during the sync ({type(e).__name__}); "
+            "a worker that joins or rejoins takes the current code"
+        )
+    return _error_text(e)
+
+
 class ShipitSchedulerPlugin(SchedulerPlugin):
     """Holds the current version of every unit and fans pushes out to the workers."""
 
@@ -416,6 +439,7 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
         self.blobs: dict[str, bytes] = {}
         self.generation = 0
         self.lock = asyncio.Lock()
+        self.behind: set[str] = set()  # workers whose last push failed: the next sync retries
         local_directory = getattr(scheduler, "local_directory", None) or tempfile.gettempdir()
         self.store = _node_store(
             "scheduler",
@@ -428,7 +452,7 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
         scheduler.set_metadata(keys=["shipit-agent"], value=self.agent)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.store.remove)
+        await _off_the_loop(self.store.remove)
 
     def state(self) -> dict[str, Any]:
         return {"agent": self.agent, "generation": self.generation, "units": self.units}
@@ -473,7 +497,13 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
                 n for n, u in self.units.items() if u["project"] == project and n not in names
             ]
             if not changed and not removed:
-                return {"status": "OK", "generation": self.generation, "nodes": {}, "changed": []}
+                retried = await self._catch_up_lagging(timeout)
+                return {
+                    "status": "OK",
+                    "generation": self.generation,
+                    "nodes": retried,
+                    "changed": [],
+                }
 
             others = [
                 u["name"]
@@ -532,13 +562,31 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
     async def _fetch_local(self, digests: list[str]) -> dict[str, bytes]:
         return self.fetch(digests)
 
+    async def _catch_up_lagging(self, timeout: float) -> dict[str, dict[str, Any]]:
+        """Bring the workers a past push failed on to the current version, even when
+        nothing changed: running the same sync again is how a user repairs a node."""
+        self.behind &= set(self.scheduler.workers)
+        if not self.behind:
+            return {}
+        current = [
+            {"name": n, **{k: u[k] for k in ("digest", "manifest")}} for n, u in self.units.items()
+        ]
+        update = {"generation": self.generation, "changed": current, "removed": []}
+        # base -1 matches no worker's generation: each takes the scheduler's whole state.
+        return await self._to_workers(update, {}, timeout, sorted(self.behind), base=-1)
+
     async def _to_workers(
-        self, update: dict[str, Any], payloads: dict[str, bytes], timeout: float
+        self,
+        update: dict[str, Any],
+        payloads: dict[str, bytes],
+        timeout: float,
+        addresses: list[str] | None = None,
+        base: int | None = None,
     ) -> dict[str, dict[str, Any]]:
         names = {u["name"] for u in update["changed"]}
         msg = {
             **update,
-            "base": update["generation"] - 1,
+            "base": update["generation"] - 1 if base is None else base,
             "payloads": {n: p for n, p in payloads.items() if n in names},
         }
 
@@ -549,7 +597,7 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
                         self.scheduler.rpc(address).shipit_apply(**msg), timeout
                     )
                 except Exception as e:
-                    return {"role": "worker", "ok": False, "error": _error_text(e)}
+                    return {"role": "worker", "ok": False, "error": _lost_worker_text(e, timeout)}
                 if reply is not None and ERROR_KEY in reply:
                     return {"role": "worker", "ok": False, "error": reply[ERROR_KEY]}
                 if reply is not None:
@@ -573,8 +621,11 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
                 "error": "the shipit worker plugin did not answer",
             }
 
-        addresses = list(self.scheduler.workers)
+        if addresses is None:
+            addresses = list(self.scheduler.workers)
         replies = await asyncio.gather(*(one(a) for a in addresses))
+        for address, reply in zip(addresses, replies, strict=True):
+            (self.behind.discard if reply["ok"] else self.behind.add)(address)
         return dict(zip(addresses, replies, strict=True))
 
 
@@ -602,7 +653,7 @@ class ShipitWorkerPlugin(WorkerPlugin):
         """A closing worker deletes its files; a plugin replaced by a newer agent keeps them
         (the store outlives the plugin, and live modules may still read their files)."""
         if getattr(worker.status, "name", "") in ("closing", "closing_gracefully", "closed"):
-            await asyncio.to_thread(self.store.remove)
+            await _off_the_loop(self.store.remove)
 
     async def fetch(self, digests: list[str]) -> dict[str, bytes]:
         found = await self.worker.scheduler.shipit_fetch(digests=digests)

@@ -24,8 +24,8 @@ from typing import Any
 import cloudpickle
 import dask.config
 from distributed import Client, Security
+from distributed.comm import CommClosedError, parse_address
 from distributed.comm import connect as comm_connect
-from distributed.comm import parse_address
 from distributed.comm.addressing import parse_host_port
 
 from . import hoststore, parity, remote
@@ -33,6 +33,7 @@ from .config import Config, load_config
 from .discover import Project, Unit
 from .errors import (
     ConnectionFailed,
+    ConnectionLost,
     NoSchedulerError,
     PackError,
     PushFailed,
@@ -83,15 +84,51 @@ def scheduler_address(given: str | None = None) -> str:
 
 @contextlib.contextmanager
 def connect(client: Client | str | None, timeout: float = DEFAULT_TIMEOUT) -> Iterator[Client]:
-    """Yield a connected client: the one given, or a new one that is closed afterwards."""
+    """Yield a connected client: the one given, or a new one that is closed afterwards.
+
+    A connection that breaks inside the block raises :class:`ConnectionLost`.
+    """
     if isinstance(client, Client):
-        yield client
+        with _reporting_lost_connection(client):
+            yield client
         return
     new = open_client(scheduler_address(client), timeout)
+    lost = False
     try:
-        yield new
+        with _reporting_lost_connection(new):
+            yield new
+    except ConnectionLost:
+        lost = True
+        raise
     finally:
-        new.close()
+        if lost:
+            _close_quietly(new)
+        else:
+            new.close()
+
+
+def _close_quietly(client: Client) -> None:
+    """Close a client whose scheduler is gone. Dask's client logs its own reconnect
+    attempts, with tracebacks, as it closes; the loss is reported once, by the error."""
+    client_log = logging.getLogger("distributed.client")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.suppress(Exception):
+            client.close(timeout=2)
+    finally:
+        client_log.setLevel(level)
+
+
+@contextlib.contextmanager
+def _reporting_lost_connection(client: Client) -> Iterator[None]:
+    try:
+        yield
+    except (CommClosedError, ConnectionError) as e:
+        address = getattr(client.scheduler, "address", None) or "?"
+        # "in <TCP (closed) ConnectionPool.shipit_push local=… remote=…>: Stream is closed"
+        reason = _first_line(e).rpartition(">: ")[2] or type(e).__name__
+        raise ConnectionLost(address, reason) from None
 
 
 def open_client(address: str, timeout: float = DEFAULT_TIMEOUT) -> Client:
@@ -179,10 +216,10 @@ class Shipper:
         self.remote: dict[str, dict[str, Any]] | None = None
         self.own: set[str] = set()  # the names the cluster holds for this project
 
-    def _call(self, op: str, **kwargs: Any) -> Any:
+    def _call(self, op: str, wait: float | None = None, **kwargs: Any) -> Any:
         async def call() -> Any:
             return await asyncio.wait_for(
-                getattr(self.client.scheduler, op)(**kwargs), self.timeout
+                getattr(self.client.scheduler, op)(**kwargs), wait or self.timeout
             )
 
         return self.client.sync(call)
@@ -235,6 +272,8 @@ class Shipper:
             units, payloads = self._message(packs, held_back, missing, local)
             reply = self._call(
                 "shipit_push",
+                # The scheduler gives each worker `timeout`: wait longer, for its report.
+                wait=self.timeout * 1.5 + 10,
                 project=self.project,
                 units=units,
                 payloads=payloads,

@@ -39,9 +39,12 @@ EventKind = Literal[
     "error",
     "disconnected",
     "reconnected",
+    "caught-up",
     "stopped",
 ]
 _CONFIG_FILES = ("pyproject.toml", ".gitignore")
+_RECONNECT_EVERY = 2.0  # seconds between attempts once backed off
+_RETRY_FIRST, _RETRY_MAX = 2.0, 60.0  # seconds before retrying nodes a push failed on
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,8 @@ class Watch:
         self._problems: frozenset[str] = frozenset()
         self._known: set[str] | None = None  # every file of the last discovery
         self._cached_units: list[Unit] = []
+        self._retry_at: float | None = None  # when to try again the nodes a push failed on
+        self._retry_delay = _RETRY_FIRST
 
     # -- the handle -------------------------------------------------------------------
 
@@ -198,7 +203,7 @@ class Watch:
             # packer take every other file as unchanged.
             packs, problems = self.packer.pack(units, changed if only_known_files else None)
             self._report_problems(problems)
-            if kind != "ready" and self.shipper.is_current(packs, problems):
+            if kind == "shipped" and self.shipper.is_current(packs, problems):
                 return  # saved without a change of content: nothing to send
             if kind == "ready":
                 files = sum(len(p.manifest) for p in packs)
@@ -214,10 +219,24 @@ class Watch:
         else:
             return
         latency = (time.perf_counter() - batch.first_event) * 1000 if batch else None
+        self._schedule_retry(failed=bool(report.failures))
         if report.failures:
             self._emit(WatchEvent("failed", report=report, latency_ms=latency))
+        elif kind == "caught-up":
+            if report.nodes:
+                n = len(report.nodes)
+                self._emit(WatchEvent(kind, f"{n} lagging node(s) now run the current code"))
         elif report.shipped or any(u.status == "removed" for u in report.units) or kind == "ready":
             self._emit(WatchEvent(kind, report=report, latency_ms=latency))
+
+    def _schedule_retry(self, failed: bool) -> None:
+        """After a push some nodes failed, try them again on a quiet tick, backing off;
+        the scheduler then brings them to the current version (nothing else is sent)."""
+        if not failed:
+            self._retry_at, self._retry_delay = None, _RETRY_FIRST
+            return
+        self._retry_at = time.monotonic() + self._retry_delay
+        self._retry_delay = min(self._retry_delay * 2, _RETRY_MAX)
 
     def _units(self, batch: Changes, names: set[str]) -> tuple[list[Unit], bool]:
         """The project's units, walked again unless the burst only rewrote files it knows;
@@ -280,6 +299,8 @@ class Watch:
         if agent != AGENT:  # a new scheduler: give it everything
             self.shipper.remote = None
             self._ship(Changes(frozenset()), kind="ready")
+        elif self._retry_at is not None and time.monotonic() >= self._retry_at:
+            self._ship(Changes(frozenset()), kind="caught-up")
 
     def _reconnect(self, why: str) -> None:
         self._emit(WatchEvent("disconnected", f"lost the scheduler ({why}); reconnecting"))
@@ -298,7 +319,8 @@ class Watch:
             except (OSError, TimeoutError, ConnectionFailed) as e:
                 logger.debug("reconnect failed: %s", e)
                 self._stop.wait(delay)
-                delay = min(delay * 2, 5.0)
+                # An attempt is one connect: trying every 2 s keeps the gap short once it is back.
+                delay = min(delay * 2, _RECONNECT_EVERY)
         else:
             return
         self._emit(WatchEvent("reconnected", f"to {address}"))

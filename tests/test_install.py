@@ -354,6 +354,35 @@ def test_a_failing_install_names_pip_error_and_the_other_environment_still_insta
         assert (run.status, run.nodes) == ("failed", (bad,))
 
 
+def test_a_pip_that_hangs_on_one_environment_is_cut_off_and_the_other_installs(
+    tmp_path: Path, nodes: Nodes, built: dict[str, Path], job: Project, client_site: Path
+) -> None:
+    ok_env = nodes.venv("old", tmp_path / "a")
+    hangs = nodes.venv("old", tmp_path / "b")
+    site = subprocess.check_output(
+        [hangs, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
+    )
+    # pip in this environment never finishes (a stuck index, a lock on a network disk...).
+    Path(site.strip(), "hang.pth").write_text(
+        "import sys, time; 'pip' in sys.orig_argv[1:3] and time.sleep(3600)\n"
+    )
+    with _start(nodes, (ok_env, True), (hangs, True)) as client:
+        by_prefix = {Path(p): w for w, p in client.run(TASKS.prefix).items()}
+        good, bad = by_prefix[tmp_path / "a"], by_prefix[tmp_path / "b"]
+        started = time.monotonic()
+        done = _shipit(nodes, job, client_site, "--no-index", "--find-links", built["index"],
+                       "--pip-timeout", "5")  # fmt: skip
+        took = time.monotonic() - started
+
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert took < 60
+        (failed,) = [line for line in done.stderr.splitlines() if line.startswith("failed")]
+        assert bad in failed and "pip did not finish within 5 s" in failed, failed
+        assert "Traceback" not in done.stderr
+        assert _on(client, good, TASKS.instpkg_version).result() == NEW
+        assert _on(client, bad, TASKS.instpkg_version).result() == OLD  # alive, still serving
+
+
 def test_wheels_from_client_install_on_a_worker_whose_pip_gets_no_index(
     tmp_path: Path, nodes: Nodes, built: dict[str, Path], job: Project, client_site: Path
 ) -> None:
