@@ -66,9 +66,8 @@ timeout_option = click.option(
     show_default=True,
     help="Seconds to wait for the scheduler to answer a connection.",
 )
-path_argument = click.argument(
-    "path", type=click.Path(exists=True, file_okay=False), default=".", required=False
-)
+# Checked by the library, which says what is wrong in one line.
+path_argument = click.argument("path", type=click.Path(), default=".", required=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

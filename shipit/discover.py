@@ -19,7 +19,8 @@ from pathlib import Path
 from pathspec import GitIgnoreSpec
 
 from .config import Config
-from .errors import UsageError
+from .entries import shippable
+from .errors import BadFile, UsageError
 from .layout import layout
 from .siblings import Sibling, imported_siblings
 
@@ -188,7 +189,7 @@ class Project:
                 if entry.is_dir(follow_symlinks=False):
                     if self._is_package(rel):
                         heads.append(_Head(entry.name, prefix, rel, is_package=True))
-                elif entry.is_file() and self._is_module(rel):
+                elif self._is_module(rel) and shippable(entry, self.root):
                     heads.append(_Head(entry.name[:-3], prefix, rel, is_package=False))
         return heads
 
@@ -214,7 +215,7 @@ class Project:
                 if entry.is_dir(follow_symlinks=False):
                     if self._rules.enters(rel):
                         folders.append(rel)
-                elif entry.is_file() and self._rules.ships(rel):
+                elif self._rules.ships(rel) and shippable(entry, self.root):
                     files.append(head.inside(rel))
         return tuple(sorted(files))
 
@@ -409,9 +410,11 @@ def _scandir(folder: Path) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(folder) as entries:
             return list(entries)
-    except OSError as e:  # vanished or unreadable mid-walk: skip it, as git does
+    except FileNotFoundError as e:  # vanished mid-walk: not part of this snapshot
         logger.debug("cannot list %s: %s", folder, e)
         return []
+    except OSError as e:  # a folder of the project left out in silence would surprise
+        raise BadFile(folder, e.strerror or str(e)) from None
 
 
 def _importable(name: str) -> bool:

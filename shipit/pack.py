@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .discover import Unit
-from .errors import SyntaxProblem
+from .errors import BadFile, SyntaxProblem
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,10 @@ class Pack:
 
     def read(self, path: str) -> bytes:
         """The bytes of one file, checked against the manifest."""
-        data = (self.root / path).read_bytes()
+        try:
+            data, _ = read_settled(self.root / path)
+        except FileNotFoundError:
+            raise StaleFile(self.root / path) from None
         if file_digest(data) != self.manifest[path]:
             raise StaleFile(self.root / path)
         return data
@@ -90,6 +93,37 @@ class Pack:
                 info.create_system = 3
                 zf.writestr(info, self.read(path), zipfile.ZIP_DEFLATED, 1)
         return buffer.getvalue()
+
+
+def read_settled(path: Path, attempts: int = 5) -> tuple[bytes, tuple[int, int, int]]:
+    """A file's bytes, read while it did not change, and its (size, mtime, inode) then.
+
+    A file an editor or a script is writing can be read half-written. Compare its status
+    before and after the read, on the open file and at the path (a save by rename swaps the
+    file), and read again until they agree. Raises :class:`StaleFile` when it never settles
+    and :class:`BadFile` when it cannot be read at all.
+    """
+    for attempt in range(attempts):
+        try:
+            with open(path, "rb") as f:
+                before = os.fstat(f.fileno())
+                data = f.read()
+                after = os.fstat(f.fileno())
+            at_path = os.stat(path)
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            raise BadFile(path, e.strerror or str(e)) from None
+        key = _stat_key(after)
+        if _stat_key(before) == key == _stat_key(at_path) and len(data) == after.st_size:
+            return data, key
+        logger.debug("%s changed while it was read; reading it again", path)
+        time.sleep(0.01 * 2**attempt)
+    raise StaleFile(path)
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 class StaleFile(Exception):
@@ -188,10 +222,10 @@ class Packer:
             return cached, None
         hashed_at = time.time_ns()
         try:
-            data = path.read_bytes()
+            data, key = read_settled(path)
         except FileNotFoundError:
             return None, None
-        entry = _Entry(key, file_digest(data), len(data), st.st_mtime_ns < hashed_at - _RACY_NS)
+        entry = _Entry(key, file_digest(data), len(data), key[1] < hashed_at - _RACY_NS)
         self._entries[path] = entry
         return entry, data
 

@@ -32,6 +32,7 @@ from .discover import Project
 from .errors import (
     ConnectionFailed,
     NoSchedulerError,
+    NothingToShip,
     PackError,
     PushFailed,
     ShipitError,
@@ -39,6 +40,7 @@ from .errors import (
 )
 from .install import InstallFailed
 from .install import install as install_missing
+from .limits import check_sizes
 from .pack import Pack, Packer, StaleFile
 from .report import NodeResult, SyncReport, UnitResult
 from .requirements import PipOptions
@@ -289,9 +291,18 @@ def plan(path: str | Path = ".", packer: Packer | None = None) -> Plan:
     ['montecarlo']
     """
     config = load_config(path)
-    units = Project(config).units()
+    project = Project(config)
+    units = project.units()
+    if not units:
+        raise NothingToShip(config.root, [_where(project.root, r) for r in project.source_roots])
     packs, problems = (packer or Packer()).pack(units)
+    check_sizes(packs, config)
     return Plan(config=config, packs=tuple(packs), problems=tuple(problems))
+
+
+def _where(root: Path, folder: Path) -> str:
+    relative = folder.relative_to(root).as_posix()
+    return "its top folder" if relative == "." else f"{relative}/"
 
 
 def sync(
