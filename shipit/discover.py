@@ -228,7 +228,7 @@ class Project:
             _importable(rel.rpartition("/")[2])
             and self._rules.enters(rel)
             and (
-                (self.root / rel / "__init__.py").is_file()
+                os.path.isfile(self.root / rel / "__init__.py")
                 or rel in self._named_packages
                 or self._rules.includes(rel + "/")
             )
@@ -314,7 +314,7 @@ class _Rules:
         name = rel.rpartition("/")[2] + ("/" if is_dir else "")
         if _JUNK.match_file(name) or _own_match(self._layout, key, parent):
             return True
-        if is_dir and (self._root / rel / "pyvenv.cfg").is_file():
+        if is_dir and os.path.isfile(self._root / rel / "pyvenv.cfg"):
             return True
         # Git's precedence: .git/info/exclude, then each .gitignore from the root down; the
         # deepest with a matching pattern decides, and a negation ("!x") re-admits.
@@ -332,7 +332,7 @@ class _Rules:
     def _gitignore_in(self, folder: str) -> GitIgnoreSpec | None:
         if folder not in self._gitignores:
             path = self._root / folder / ".gitignore"
-            self._gitignores[folder] = _read_ignore_file(path) if path.is_file() else None
+            self._gitignores[folder] = _read_ignore_file(path) if os.path.isfile(path) else None
         return self._gitignores[folder]
 
 

@@ -34,7 +34,7 @@ def check_sizes(packs: Sequence[Pack], config: Config) -> None:
     )
     big_files = sorted(
         (
-            (os.path.join(p.name if p.origin == "project" else p.origin, rel), size)
+            (rel, size)
             for p in packs
             if p.size > config.warn_file_size  # else no file of it can be
             for rel, size in _file_sizes(p)
