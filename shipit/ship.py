@@ -199,6 +199,8 @@ class Shipper:
             elif reply["status"] == "missing-units":  # the cluster forgot them (a new scheduler)
                 for name in reply["units"]:
                     self.remote.pop(name, None)
+            elif reply["status"] == "refused":  # a path or name nodes must not write
+                raise ShipitError(f"the scheduler refused the push: {reply['error']}")
             elif reply["status"] == "missing":
                 missing = set(reply["digests"])
             else:
