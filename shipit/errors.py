@@ -109,12 +109,14 @@ class NoSchedulerError(UsageError):
 class ConnectionFailed(ShipitError):
     exit_code = 2
 
-    def __init__(self, address: str, reason: str, timeout: float) -> None:
+    def __init__(self, address: str, reason: str, timeout: float, tip: str | None = None) -> None:
         self.address = address
         self.reason = reason
         self.timeout = timeout
         super().__init__(f"cannot reach the scheduler at {address} within {timeout:g} s: {reason}")
-        self.tip = "is `dask scheduler` running there, and is the port open from this machine?"
+        self.tip = (
+            tip or "is `dask scheduler` running there, and is the port open from this machine?"
+        )
 
 
 @dataclass(frozen=True)

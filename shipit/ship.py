@@ -44,6 +44,7 @@ from .limits import check_sizes
 from .pack import Pack, Packer, StaleFile
 from .report import NodeResult, SyncReport, UnitResult
 from .requirements import PipOptions
+from .security import warn_if_in_the_clear
 from .wheels import code_only
 
 logger = logging.getLogger(__name__)
@@ -83,17 +84,27 @@ def connect(client: Client | str | None, timeout: float = DEFAULT_TIMEOUT) -> It
 def open_client(address: str, timeout: float = DEFAULT_TIMEOUT) -> Client:
     """A new client of the scheduler at ``address``, or :class:`ConnectionFailed` in ``timeout``."""
     try:
-        parse_address(address)  # a malformed address fails here, not deep inside a Client
+        scheme, _ = parse_address(address)  # a malformed address fails here, not in a Client
+        if scheme == "tls" and Security().get_connection_args("client")["ssl_context"] is None:
+            raise ConnectionFailed(address, "no TLS settings for a client", timeout, tip=_TLS_TIP)
         # Probe first: a Client that fails to start leaves a half-open object whose
         # destructor prints a traceback; a probe fails cleanly.
         with ThreadPoolExecutor(1) as pool:
             pool.submit(asyncio.run, _probe(address, timeout)).result()
         return Client(address, timeout=timeout, set_as_default=False)
+    except ConnectionFailed:
+        raise
     except (OSError, TimeoutError, ValueError) as e:
         raise ConnectionFailed(address, _first_line(e), timeout) from None
     except Exception as e:  # something answered, but not in Dask's protocol
         reason = f"it does not speak Dask's protocol ({type(e).__name__})"
         raise ConnectionFailed(address, reason, timeout) from None
+
+
+_TLS_TIP = (
+    "set distributed.comm.tls.ca-file, .client.cert and .client.key in Dask's configuration, "
+    "e.g. DASK_DISTRIBUTED__COMM__TLS__CA_FILE=ca.pem"
+)
 
 
 async def _probe(address: str, timeout: float) -> None:
@@ -127,6 +138,7 @@ class Shipper:
         global CLIENT_PROCESS
         CLIENT_PROCESS = True
         self.client = client
+        warn_if_in_the_clear(client.scheduler.address)
         self.project = project_id(root)
         self.timeout = timeout
         # What the scheduler holds (name -> digest, manifest); None until asked.

@@ -1,0 +1,144 @@
+"""TLS through Dask's own settings, and a warning before code travels in the clear."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from distributed import Client, Security
+
+from shipit.security import in_the_clear, warn_if_in_the_clear
+
+from .conftest import ProcessCluster, Project
+
+
+@pytest.mark.parametrize(
+    ("address", "warns"),
+    [
+        ("tcp://10.0.0.5:8786", True),
+        ("tcp://192.168.1.20:8786", True),
+        ("tcp://[fe80::1]:8786", True),
+        ("tcp://scheduler.example.org:8786", True),
+        ("ws://10.0.0.5:8786", True),
+        ("tls://10.0.0.5:8786", False),
+        ("wss://10.0.0.5:8786", False),
+        ("tcp://127.0.0.1:8786", False),
+        ("tcp://127.8.0.1:8786", False),
+        ("tcp://[::1]:8786", False),
+        ("tcp://localhost:8786", False),
+        ("inproc://10.0.0.5/1/2", False),
+    ],
+)
+def test_in_the_clear(address: str, warns: bool) -> None:
+    assert in_the_clear(address) is warns
+
+
+def test_the_warning_names_the_address_once(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="shipit.security"):
+        warn_if_in_the_clear("tcp://10.9.8.7:8786")
+        warn_if_in_the_clear("tcp://10.9.8.7:8786")
+        warn_if_in_the_clear("tls://10.9.8.7:8786")
+    assert len(caplog.records) == 1
+    assert "plain tcp:// to tcp://10.9.8.7:8786" in caplog.text and "tls://" in caplog.text
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture
+def certificates(tmp_path: Path) -> Path:
+    """A certificate authority and one certificate it signed for 127.0.0.1."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make test certificates")
+    folder = tmp_path / "tls"
+    folder.mkdir()
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+             "-subj", "/CN=shipit-test-ca", cwd=folder)  # fmt: skip
+    _openssl("req", *ec, "-keyout", "node.key", "-out", "node.csr", "-subj", "/CN=localhost",
+             cwd=folder)  # fmt: skip
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    _openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "node.pem", "-days", "2", "-extfile", "san.ext",
+             cwd=folder)  # fmt: skip
+    return folder
+
+
+def _tls_environment(certs: Path) -> dict[str, str]:
+    """Dask's TLS settings, as a user would put them in the environment of every process."""
+    env = {
+        "DASK_DISTRIBUTED__COMM__DEFAULT_SCHEME": "tls",
+        "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True",
+        "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(certs / "ca.pem"),
+    }
+    for role in ("SCHEDULER", "WORKER", "CLIENT"):
+        env[f"DASK_DISTRIBUTED__COMM__TLS__{role}__CERT"] = str(certs / "node.pem")
+        env[f"DASK_DISTRIBUTED__COMM__TLS__{role}__KEY"] = str(certs / "node.key")
+    return env
+
+
+@pytest.fixture
+def tls_cluster(
+    tmp_path: Path, bare_python: Path, certificates: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, Client]]:
+    """A real tls:// scheduler and worker, processes configured through the environment."""
+    for key, value in _tls_environment(certificates).items():
+        monkeypatch.setenv(key, value)
+    workdir = tmp_path / "nodes"
+    workdir.mkdir()
+    nodes = ProcessCluster(bare_python, workdir)
+    try:
+        address = nodes.start_scheduler()
+        nodes.start_worker()
+        security = Security(
+            tls_ca_file=str(certificates / "ca.pem"),
+            tls_client_cert=str(certificates / "node.pem"),
+            tls_client_key=str(certificates / "node.key"),
+            require_encryption=True,
+        )
+        with Client(address, security=security, timeout=30) as client:
+            client.wait_for_workers(1, timeout=60)
+            yield address, client
+    finally:
+        nodes.close()
+
+
+def _shipit(*args: str, tls: bool) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if tls or not k.startswith(("DASK_DISTRIBUTED__COMM__TLS", "DASK_DISTRIBUTED__COMM__REQ"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "shipit", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_sync_and_check_work_against_a_tls_scheduler(
+    tls_cluster: tuple[str, Client], project: Project
+) -> None:
+    address, client = tls_cluster
+    assert address.startswith("tls://127.0.0.1:")
+    project.write("{pkg}/sub.py", "VALUE = 7\n\ndef value():\n    return VALUE\n")
+
+    synced = _shipit("sync", str(project.root), "--scheduler", address, tls=True)
+    assert synced.returncode == 0, synced.stderr
+    assert "plain" not in synced.stderr
+    assert client.submit(project.module("{pkg}.sub").value, pure=False).result() == 7
+    checked = _shipit("check", str(project.root), "--scheduler", address, tls=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    refused = _shipit(
+        "sync", str(project.root), "--scheduler", address, "--timeout", "3", tls=False
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(f"ERROR cannot reach the scheduler at {address}")
+    assert "no TLS settings" in refused.stderr and "DASK_DISTRIBUTED__COMM__TLS" in refused.stderr
+    assert "Traceback" not in refused.stderr
