@@ -35,6 +35,9 @@ _PARALLEL_COMPILE_BYTES = 2_000_000
 # its size and mtime. Like git's "racily clean" entries, trust a cached digest only for files
 # whose mtime is this much older than the moment they were hashed.
 _RACY_NS = 100_000_000
+# A file hashed within _RACY_NS of its last write is read again this long after that write, to
+# see that it was not mid-write. A watcher's debounce is about this long: it rarely waits.
+_SETTLE_NS = 10_000_000
 
 
 def file_digest(data: bytes) -> str:
@@ -126,6 +129,26 @@ def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
+def _moved_since(fresh: Mapping[Path, tuple[tuple[int, int, int], str]]) -> list[Path]:
+    """Read each recently written file again once ``_SETTLE_NS`` passed since its last write;
+    the ones whose status or content changed. A write in progress sets the mtime as it
+    starts, so only the content tells whether it was still filling the file."""
+    if not fresh:
+        return []
+    newest = max(key[1] for key, _ in fresh.values())
+    time.sleep(min(max(newest + _SETTLE_NS - time.time_ns(), 0), _SETTLE_NS) / 1e9)
+    moved = []
+    for path, (key, digest) in fresh.items():
+        try:
+            data, now = read_settled(path)
+        except (FileNotFoundError, StaleFile):
+            moved.append(path)
+            continue
+        if now != key or file_digest(data) != digest:
+            moved.append(path)
+    return moved
+
+
 class StaleFile(Exception):
     """A file changed between hashing and reading; the caller packs the unit again."""
 
@@ -150,6 +173,7 @@ class Packer:
     """
 
     def __init__(self) -> None:
+        self._fresh: dict[Path, tuple[tuple[int, int, int], str]] = {}
         self._entries: dict[Path, _Entry] = {}
         self._compiled: dict[str, SyntaxProblem | None] = {}
 
@@ -160,7 +184,26 @@ class Packer:
 
         ``changed``, when given, names every file that may have changed since the last pack
         (a watcher knows): the others keep their cached digest without even a stat.
+
+        A file written in the last moment may be mid-write even though its status held
+        still while it was read: such files are read again once they are ``_SETTLE_NS``
+        old (one wait per pack), and the pack is made again if any changed. Raises
+        :class:`StaleFile` if they never settle.
         """
+        for _ in range(5):
+            self._fresh = {}
+            result = self._pack_once(units, changed)
+            moved = _moved_since(self._fresh)
+            if not moved:
+                return result
+            for path in moved:
+                self.forget(path)
+            changed = None if changed is None else {*changed, *moved}
+        raise StaleFile(moved[0])
+
+    def _pack_once(
+        self, units: Sequence[Unit], changed: Collection[Path] | None
+    ) -> tuple[list[Pack], list[SyntaxProblem]]:
         manifests: dict[str, dict[str, str]] = {}
         sizes: dict[str, int] = {}
         to_compile: dict[str, tuple[str, bytes]] = {}
@@ -226,6 +269,8 @@ class Packer:
         except FileNotFoundError:
             return None, None
         entry = _Entry(key, file_digest(data), len(data), key[1] < hashed_at - _RACY_NS)
+        if not entry.trusted:
+            self._fresh[path] = (key, entry.digest)
         self._entries[path] = entry
         return entry, data
 
