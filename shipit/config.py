@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 from .errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -23,6 +25,7 @@ _STRINGS = ("index_url",)
 _BOOLS = ("no_index", "wheels_from_client", "install_project")
 _NUMBERS = ("pip_timeout",)
 _SIZES = ("max_unit_size", "warn_file_size")
+_NAMES = ("extra_packages", "ignore")  # distributions, checked as such
 _SEVERITIES = ("error", "warning")
 KNOWN_KEYS = frozenset((*_LISTS, *_STRINGS, *_BOOLS, *_NUMBERS, *_SIZES, "severity"))
 MiB = 2**20
@@ -119,7 +122,22 @@ def _value(name: str, key: str, value: object) -> Any:
         return float(value)
     if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
         raise ConfigError(f"[tool.shipit] {key} must be a list of strings, not {value!r}")
+    if name in _NAMES:
+        for text in value:
+            _check_requirement(key, text, name_only=name == "ignore")
     return tuple(value)
+
+
+def _check_requirement(key: str, text: str, *, name_only: bool) -> None:
+    """A distribution name (``ignore``) or a requirement (``extra-packages``): never an option
+    or anything else pip or a shell could read another way."""
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement as e:
+        reason = (str(e).splitlines() or ["invalid"])[0]  # packaging adds a caret diagram
+        raise ConfigError(f"[tool.shipit] {key}: {text!r} is not a requirement: {reason}") from None
+    if name_only and str(requirement) != requirement.name:
+        raise ConfigError(f"[tool.shipit] {key}: {text!r} is not a distribution name")
 
 
 def _severity(key: str, value: object) -> dict[str, str]:

@@ -142,3 +142,49 @@ def test_sync_and_check_work_against_a_tls_scheduler(
     assert refused.stderr.startswith(f"ERROR cannot reach the scheduler at {address}")
     assert "no TLS settings" in refused.stderr and "DASK_DISTRIBUTED__COMM__TLS" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "config", "message"),
+    [
+        (["--index-url=--trusted-host=evil"], "", "--index-url '--trusted-host=evil': not a URL"),
+        (["--extra-index-url", "ftp://evil"], "", "an index must be an http, https or file URL"),
+        ([], 'extra-packages = ["numpy; rm -rf /"]', "'numpy; rm -rf /' is not a requirement"),
+        ([], 'extra-packages = ["--index-url=http://evil"]', "is not a requirement"),
+        ([], 'ignore = ["numpy>=1"]', "'numpy>=1' is not a distribution name"),
+        ([], 'index-url = "--index-url http://evil"', "not a URL or a path"),
+    ],
+)
+def test_hostile_requirements_and_pip_options_are_refused_before_connecting(
+    project: Project, args: list[str], config: str, message: str
+) -> None:
+    (project.root / "pyproject.toml").write_text(f"[tool.shipit]\n{config}\n")
+    # An address nothing listens on: refusing must come first, and fast.
+    result = _shipit(
+        "sync", str(project.root), "--scheduler", "tcp://127.0.0.1:9", *args, tls=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("ERROR ") and message in result.stderr.splitlines()[0]
+    assert "cannot reach" not in result.stderr and "Traceback" not in result.stderr
+    assert len([line for line in result.stderr.splitlines() if not line.startswith("TIP")]) == 1
+
+
+def test_nothing_runs_through_a_shell() -> None:
+    """Every process shipit starts gets an argument list, never a command line for a shell."""
+    import ast
+
+    import shipit
+
+    for source in Path(shipit.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            called = ast.unparse(node.func)
+            assert called not in ("os.system", "os.popen", "subprocess.getoutput"), source
+            if called.startswith("subprocess.") or called.endswith("create_subprocess_shell"):
+                assert not called.endswith("_shell"), (source, called)
+                shell = [k for k in node.keywords if k.arg == "shell"]
+                assert not shell, f"{source.name}: {called} with shell="
+                assert node.args and not isinstance(node.args[0], (ast.Constant, ast.JoinedStr)), (
+                    f"{source.name}: {called} given a string"
+                )
