@@ -29,11 +29,12 @@ logger = logging.getLogger(__name__)
 # fmt: off
 # Never shipped, whatever .gitignore or [tool.shipit] include says.
 SECRET_PATTERNS = (
-    ".env", ".env.*", "*.pem", "*.key", "*.crt", "*.cer", "*.p12", "*.pfx", "*.jks", "*.keystore",
-    "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", ".netrc", ".pypirc", ".git-credentials",
-    "credentials", "credentials.json", "*service-account*.json",
-    "application_default_credentials.json",
-    ".ssh/", ".aws/", ".gcloud/", ".azure/", ".kube/", ".docker/",
+    ".env*", "*.pem", "*.key", "*.crt", "*.cer", "*.p12", "*.pfx", "*.jks", "*.keystore",
+    "*.p8", "*.ppk", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*",
+    ".netrc", ".pypirc", ".pgpass", ".git-credentials", ".git/",
+    "credentials", "credentials.json", "credentials.db", "access_tokens.db", "accessTokens.json",
+    "*service-account*.json", "application_default_credentials.json",
+    ".ssh/", ".aws/", ".gcloud/", "gcloud/", ".azure/", ".kube/", ".docker/", ".gnupg/",
 )
 # Left out by name at any depth, unless include names them. Hidden names (".*") cover .git,
 # .venv, .tox, .nox, .eggs, .mypy_cache, .pytest_cache, .ruff_cache and ".#" editor locks.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -15,7 +16,7 @@ from distributed import Client, Security
 
 from shipit.security import in_the_clear, warn_if_in_the_clear
 
-from .conftest import ProcessCluster, Project
+from .conftest import Cluster, ProcessCluster, Project
 
 
 @pytest.mark.parametrize(
@@ -188,3 +189,32 @@ def test_nothing_runs_through_a_shell() -> None:
                 assert node.args and not isinstance(node.args[0], (ast.Constant, ast.JoinedStr)), (
                     f"{source.name}: {called} given a string"
                 )
+
+
+def test_dry_run_lists_exactly_what_a_sync_ships_and_no_secret(
+    local_cluster: Cluster, project: Project
+) -> None:
+    for rel in (".env.local", "deploy.pem", ".ssh/id_ed25519", ".aws/config", ".git/config",
+                "scratch.log", "data/table.csv"):  # fmt: skip
+        project.write(f"{{pkg}}/{rel}", "s3cr3t\n")
+    project.write(".gitignore", "*.log\n")
+    # Even an include that names every hidden file lets no secret through.
+    (project.root / "pyproject.toml").write_text(
+        f'[tool.shipit]\ninclude = ["{project.name}/.*"]\n'
+    )
+    listed = json.loads(_shipit("sync", str(project.root), "--dry-run", "--json", tls=False).stdout)
+    would_ship = {u["name"]: set(u["files"]) for u in listed["units"]}
+    assert would_ship[project.name] == {
+        f"{project.name}/{f}" for f in ("__init__.py", "sub.py", "probe.py", "data/table.csv")
+    }
+
+    synced = _shipit(
+        "sync", str(project.root), "--scheduler", local_cluster.scheduler_address, tls=False
+    )
+    assert synced.returncode == 0, synced.stderr
+
+    def held(dask_scheduler):  # type: ignore[no-untyped-def]
+        units = dask_scheduler.plugins["shipit"].units
+        return {name: set(unit["manifest"]) for name, unit in units.items()}
+
+    assert local_cluster.client.run_on_scheduler(held) == would_ship
