@@ -43,7 +43,11 @@ def check_sizes(packs: Sequence[Pack], config: Config) -> None:
         key=lambda f: -f[1],
     )
     if too_large:
-        raise TooLarge(too_large, config.max_unit_size, big_files[:_SHOWN])
+        names = {name for name, _ in too_large}
+        largest = sorted(
+            (f for p in packs if p.name in names for f in _file_sizes(p)), key=lambda f: -f[1]
+        )
+        raise TooLarge(too_large, config.max_unit_size, largest[:_SHOWN])
     new = [f for f in big_files if f not in _warned]
     if new:
         _warned.update(new)
