@@ -6,14 +6,18 @@
 """
 
 from .errors import (
+    BadAddress,
+    BadFile,
     ConfigError,
     ConnectionFailed,
     NoSchedulerError,
+    NothingToShip,
     PackError,
     ProbeTimeout,
     PushFailed,
     ShipitError,
     SyntaxProblem,
+    TooLarge,
     UsageError,
     VersionMismatch,
 )
@@ -35,6 +39,8 @@ from .watch import Watch, WatchEvent, watch
 from .wheels import BuildFailed, DownloadFailed
 
 __all__ = [
+    "BadAddress",
+    "BadFile",
     "BadPipOption",
     "BadRequirement",
     "BuildFailed",
@@ -47,6 +53,7 @@ __all__ = [
     "InstallReport",
     "NoSchedulerError",
     "NodeResult",
+    "NothingToShip",
     "PackError",
     "ParityReport",
     "PipOptions",
@@ -56,6 +63,7 @@ __all__ = [
     "ShipitError",
     "SyncReport",
     "SyntaxProblem",
+    "TooLarge",
     "UnitResult",
     "UsageError",
     "VersionMismatch",

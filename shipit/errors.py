@@ -119,6 +119,15 @@ class ConnectionFailed(ShipitError):
         )
 
 
+class BadAddress(ConnectionFailed):
+    """A scheduler address that cannot name a scheduler: nothing was tried."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(address, reason, 0)
+        self.args = (f"malformed scheduler address {address!r}: {reason}",)
+        self.tip = "write it as tcp://HOST:PORT, or tls://HOST:PORT with Dask's TLS settings"
+
+
 @dataclass(frozen=True)
 class SyntaxProblem:
     """A file that does not compile: it keeps its unit from shipping."""

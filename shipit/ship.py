@@ -24,12 +24,14 @@ import cloudpickle
 import dask.config
 from distributed import Client, Security
 from distributed.comm import connect as comm_connect
-from distributed.comm import parse_address
+from distributed.comm import parse_address, parse_host_port
+from distributed.comm.registry import backends
 
 from . import parity, remote
 from .config import Config, load_config
 from .discover import Project
 from .errors import (
+    BadAddress,
     ConnectionFailed,
     NoSchedulerError,
     NothingToShip,
@@ -83,8 +85,9 @@ def connect(client: Client | str | None, timeout: float = DEFAULT_TIMEOUT) -> It
 
 def open_client(address: str, timeout: float = DEFAULT_TIMEOUT) -> Client:
     """A new client of the scheduler at ``address``, or :class:`ConnectionFailed` in ``timeout``."""
+    _check_address(address)  # a malformed address fails here, not deep inside a Client
     try:
-        scheme, _ = parse_address(address)  # a malformed address fails here, not in a Client
+        scheme, _ = parse_address(address)
         if scheme == "tls" and Security().get_connection_args("client")["ssl_context"] is None:
             raise ConnectionFailed(address, "no TLS settings for a client", timeout, tip=_TLS_TIP)
         # Probe first: a Client that fails to start leaves a half-open object whose
@@ -99,6 +102,20 @@ def open_client(address: str, timeout: float = DEFAULT_TIMEOUT) -> Client:
     except Exception as e:  # something answered, but not in Dask's protocol
         reason = f"it does not speak Dask's protocol ({type(e).__name__})"
         raise ConnectionFailed(address, reason, timeout) from None
+
+
+def _check_address(address: str) -> None:
+    try:
+        scheme, location = parse_address(address)
+        if scheme not in backends:
+            known = ", ".join(f"{name}://" for name in sorted(backends))
+            raise ValueError(f"unknown address scheme {scheme!r} (known: {known})")
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            host, port = parse_host_port(location)
+            if not host or not 0 < int(port) < 65536:
+                raise ValueError("it needs a host and a port from 1 to 65535")
+    except (TypeError, ValueError) as e:
+        raise BadAddress(address, _first_line(e)) from None
 
 
 _TLS_TIP = (
