@@ -190,7 +190,7 @@ class Project:
                 if entry.is_dir(follow_symlinks=False):
                     if self._is_package(rel):
                         heads.append(_Head(entry.name, prefix, rel, is_package=True))
-                elif self._is_module(rel) and shippable(entry, self.root):
+                elif self._is_module(rel) and shippable(entry, rel, self.root, _is_secret):
                     heads.append(_Head(entry.name[:-3], prefix, rel, is_package=False))
         return heads
 
@@ -216,7 +216,7 @@ class Project:
                 if entry.is_dir(follow_symlinks=False):
                     if self._rules.enters(rel):
                         folders.append(rel)
-                elif self._rules.ships(rel) and shippable(entry, self.root):
+                elif self._rules.ships(rel) and shippable(entry, rel, self.root, _is_secret):
                     files.append(head.inside(rel))
         return tuple(sorted(files))
 
@@ -335,6 +335,10 @@ class _Rules:
             path = self._root / folder / ".gitignore"
             self._gitignores[folder] = _read_ignore_file(path) if os.path.isfile(path) else None
         return self._gitignores[folder]
+
+
+def _is_secret(rel: str) -> bool:
+    return _SECRETS.match_file(rel)
 
 
 def _own_match(spec: GitIgnoreSpec, key: str, parent: str) -> bool | None:

@@ -11,17 +11,24 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import BadFile
 
 
-def shippable(entry: os.DirEntry[str], project_root: Path) -> bool:
+def shippable(
+    entry: os.DirEntry[str],
+    rel: str,
+    project_root: Path,
+    is_secret: Callable[[str], bool] = lambda rel: False,
+) -> bool:
     """True for a file to ship; False for a folder, a link to a folder, a fifo or a socket.
 
-    Raises :class:`BadFile` for an entry that cannot ship safely.
+    ``rel`` is the entry's project-relative path. Raises :class:`BadFile` for an entry that
+    cannot ship safely, a link to a file ``is_secret`` names included.
     """
-    check_name(entry.path)
+    check_name(entry.path, rel)
     if not entry.is_symlink():
         return entry.is_file(follow_symlinks=False)
     try:
@@ -35,12 +42,18 @@ def shippable(entry: os.DirEntry[str], project_root: Path) -> bool:
     target = Path(os.path.realpath(entry.path))
     if not target.is_relative_to(project_root):
         raise BadFile(entry.path, f"link to {target}, outside the project")
-    return target.is_file()  # links to folders are not followed (git does not either)
+    if not target.is_file():
+        return False  # links to folders are not followed (git does not either)
+    target_rel = target.relative_to(project_root).as_posix()
+    if is_secret(target_rel):
+        raise BadFile(entry.path, f"link to {target_rel}, which looks like a secret")
+    return True
 
 
-def check_name(path: str) -> None:
-    """Raise :class:`BadFile` for a path that is not valid UTF-8: nodes could not name it."""
+def check_name(path: str, rel: str | None = None) -> None:
+    """Raise :class:`BadFile` for a path (``rel``: the part that ships) that is not valid
+    UTF-8: nodes could not name it."""
     try:
-        path.encode("utf-8")
+        (path if rel is None else rel).encode("utf-8")
     except UnicodeEncodeError:
         raise BadFile(path, "its name is not UTF-8") from None

@@ -56,11 +56,13 @@ def _loop(pkg: Path) -> None:
         (_loop, ": link loop"),
         (lambda pkg: (pkg / "out.py").symlink_to(pkg.parents[1] / "x.py"), "out.py: link to"),
         (lambda pkg: (pkg / "data").symlink_to(pkg.parents[1]), "data: link to"),
+        (lambda pkg: (pkg / "settings.py").symlink_to("../.env"), "which looks like a secret"),
     ],
-    ids=["broken", "loop", "file-outside", "folder-outside"],
+    ids=["broken", "loop", "file-outside", "folder-outside", "to-a-secret"],
 )
 def test_links_that_cannot_ship(project: Project, make, fragment: str) -> None:  # type: ignore[no-untyped-def]
     (project.root.parent / "x.py").write_text("SECRET = 1\n")
+    (project.root / ".env").write_text("SECRET = 1\n")
     make(project.root / project.name)
     line = assert_one_error(shipit("sync", str(project.root), "--dry-run"), fragment)
     assert "SECRET" not in line
