@@ -166,3 +166,15 @@ def test_a_unit_over_the_size_limit_is_refused_and_nothing_is_uploaded(
     assert result.returncode == 0, result.stderr
     assert f"large file(s) ship to every node: {project.name}/table.csv (19.5 KiB)" in result.stderr
     assert local_cluster.client.run_on_scheduler(held) == ["helpers", project.name]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sync", "--timeout", "0"], "Invalid value for '--timeout'"),
+        (["sync", "--bogus"], "No such option '--bogus'"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+    ],
+)
+def test_command_line_mistakes_are_one_line_too(args: list[str], message: str) -> None:
+    assert_one_error(shipit(*args), message)
