@@ -85,7 +85,11 @@ class TooLarge(UsageError):
 
 
 def shown_path(path: str) -> str:
-    """A path safe to print: bytes that are not UTF-8 shown as \\xNN escapes."""
+    """A path as the user would type it (relative to the current folder when inside it),
+    safe to print: bytes that are not UTF-8 shown as \\xNN escapes."""
+    cwd = os.getcwd()
+    if path.startswith(cwd + os.sep):
+        path = path[len(cwd) + 1 :]
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
