@@ -7,15 +7,19 @@
 
 from .doctor import DoctorReport, Finding, doctor
 from .errors import (
+    BadAddress,
+    BadFile,
     ConfigError,
     ConnectionFailed,
     ConnectionLost,
     NoSchedulerError,
+    NothingToShip,
     PackError,
     ProbeTimeout,
     PushFailed,
     ShipitError,
     SyntaxProblem,
+    TooLarge,
     UsageError,
     VersionMismatch,
 )
@@ -39,6 +43,8 @@ from .watch import Watch, WatchEvent, watch
 from .wheels import BuildFailed, DownloadFailed
 
 __all__ = [
+    "BadAddress",
+    "BadFile",
     "BadPipOption",
     "BadRequirement",
     "BuildFailed",
@@ -56,6 +62,7 @@ __all__ = [
     "NoSchedulerError",
     "NodeResult",
     "NodeStatus",
+    "NothingToShip",
     "PackError",
     "ParityReport",
     "PipOptions",
@@ -66,6 +73,7 @@ __all__ = [
     "ShipitError",
     "SyncReport",
     "SyntaxProblem",
+    "TooLarge",
     "UnitResult",
     "UsageError",
     "VersionMismatch",

@@ -66,12 +66,39 @@ timeout_option = click.option(
     show_default=True,
     help="Seconds to wait for the scheduler to answer a connection.",
 )
-path_argument = click.argument(
-    "path", type=click.Path(exists=True, file_okay=False), default=".", required=False
+# Checked by the library, which says what is wrong in one line.
+path_argument = click.argument("path", type=click.Path(), default=".", required=False)
+
+
+_NO_ARGS_IS_HELP: type[click.UsageError] = getattr(
+    click.exceptions, "NoArgsIsHelpError", type("_Never", (click.UsageError,), {})
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Click's own usage errors (an unknown option, a bad value) in shipit's one-line form."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except _NO_ARGS_IS_HELP as e:  # plain `shipit`: the help, as click shows it
+            e.show()
+            sys.exit(e.exit_code)
+        except click.UsageError as e:
+            command = e.ctx.command_path if e.ctx is not None else "shipit"
+            click.secho(f"ERROR {e.format_message()}", fg="red", err=True)
+            click.echo(f"TIP   see {command} --help", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="Log more (-vv for debug).")
 @click.version_option(package_name="shipit")
 def main(verbose: int) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
 
 from .errors import ConfigError
 
@@ -21,8 +24,11 @@ _LISTS += ("extra_index_url", "find_links", "build_wheels")
 _STRINGS = ("index_url",)
 _BOOLS = ("no_index", "wheels_from_client", "install_project")
 _NUMBERS = ("pip_timeout",)
+_SIZES = ("max_unit_size", "warn_file_size")
+_NAMES = ("extra_packages", "ignore")  # distributions, checked as such
 _SEVERITIES = ("error", "warning")
-KNOWN_KEYS = frozenset((*_LISTS, *_STRINGS, *_BOOLS, *_NUMBERS, "severity"))
+KNOWN_KEYS = frozenset((*_LISTS, *_STRINGS, *_BOOLS, *_NUMBERS, *_SIZES, "severity"))
+MiB = 2**20
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class Config:
     build_wheels: tuple[str, ...] = ()  # local projects to build and install, not ship as code
     install_project: bool = False  # build and install this project itself, not ship it
     pip_timeout: float | None = None
+    max_unit_size: int = 100 * MiB  # a larger unit is refused before anything is sent
+    warn_file_size: int = 10 * MiB  # a larger file ships, with a warning
     pyproject: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -66,10 +74,15 @@ def load_config(root: str | Path = ".") -> Config:
     ()
     """
     root = Path(root).resolve()
+    if root.is_file():
+        raise ConfigError(
+            f"{root} is a file, not a project folder", tip="pass the folder that holds your code"
+        )
     if not root.is_dir():
         raise ConfigError(f"project folder not found: {root}")
     pyproject = read_pyproject(root)
-    table = pyproject.get("tool", {}).get("shipit", {})
+    tool = pyproject.get("tool", {})
+    table = tool.get("shipit", {}) if isinstance(tool, dict) else {}
     if not isinstance(table, dict):
         raise ConfigError("[tool.shipit] in pyproject.toml must be a table")
     values: dict[str, Any] = {}
@@ -95,13 +108,36 @@ def _value(name: str, key: str, value: object) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"[tool.shipit] {key} must be true or false, not {value!r}")
         return value
+    if name in _SIZES:
+        size = parse_size(value)
+        if size is None:
+            raise ConfigError(
+                f"[tool.shipit] {key} must be a size: a number of bytes or a string such as "
+                f'"100MiB" or "20 MB", not {value!r}'
+            )
+        return size
     if name in _NUMBERS:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ConfigError(f"[tool.shipit] {key} must be a number of seconds, not {value!r}")
         return float(value)
     if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
         raise ConfigError(f"[tool.shipit] {key} must be a list of strings, not {value!r}")
+    if name in _NAMES:
+        for text in value:
+            _check_requirement(key, text, name_only=name == "ignore")
     return tuple(value)
+
+
+def _check_requirement(key: str, text: str, *, name_only: bool) -> None:
+    """A distribution name (``ignore``) or a requirement (``extra-packages``): never an option
+    or anything else pip or a shell could read another way."""
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement as e:
+        reason = (str(e).splitlines() or ["invalid"])[0]  # packaging adds a caret diagram
+        raise ConfigError(f"[tool.shipit] {key}: {text!r} is not a requirement: {reason}") from None
+    if name_only and str(requirement) != requirement.name:
+        raise ConfigError(f"[tool.shipit] {key}: {text!r} is not a distribution name")
 
 
 def _severity(key: str, value: object) -> dict[str, str]:
@@ -111,3 +147,24 @@ def _severity(key: str, value: object) -> dict[str, str]:
             f'[tool.shipit] {key} must map package names to "error" or "warning", not {value!r}'
         )
     return dict(value)
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*", re.IGNORECASE)
+_FACTORS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9}
+_FACTORS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30})
+
+
+def parse_size(value: object) -> int | None:
+    """Bytes from an integer or a string such as "100MiB" or "20 MB"; None if it is neither.
+
+    >>> parse_size("1.5 KiB"), parse_size(2048), parse_size("ten")
+    (1536, 2048, None)
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if not isinstance(value, str) or not (match := _SIZE.fullmatch(value)):
+        return None
+    size = int(float(match[1]) * _FACTORS[(match[2] or "b").lower()])
+    return size if size > 0 else None

@@ -19,7 +19,8 @@ from pathlib import Path
 from pathspec import GitIgnoreSpec
 
 from .config import Config
-from .errors import UsageError
+from .entries import shippable
+from .errors import BadFile, UsageError
 from .layout import layout
 from .siblings import Sibling, imported_siblings
 
@@ -28,11 +29,12 @@ logger = logging.getLogger(__name__)
 # fmt: off
 # Never shipped, whatever .gitignore or [tool.shipit] include says.
 SECRET_PATTERNS = (
-    ".env", ".env.*", "*.pem", "*.key", "*.crt", "*.cer", "*.p12", "*.pfx", "*.jks", "*.keystore",
-    "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", ".netrc", ".pypirc", ".git-credentials",
-    "credentials", "credentials.json", "*service-account*.json",
-    "application_default_credentials.json",
-    ".ssh/", ".aws/", ".gcloud/", ".azure/", ".kube/", ".docker/",
+    ".env*", "*.pem", "*.key", "*.crt", "*.cer", "*.p12", "*.pfx", "*.jks", "*.keystore",
+    "*.p8", "*.ppk", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*",
+    ".netrc", ".pypirc", ".pgpass", ".git-credentials", ".git/",
+    "credentials", "credentials.json", "credentials.db", "access_tokens.db", "accessTokens.json",
+    "*service-account*.json", "application_default_credentials.json",
+    ".ssh/", ".aws/", ".gcloud/", "gcloud/", ".azure/", ".kube/", ".docker/", ".gnupg/",
 )
 # Left out by name at any depth, unless include names them. Hidden names (".*") cover .git,
 # .venv, .tox, .nox, .eggs, .mypy_cache, .pytest_cache, .ruff_cache and ".#" editor locks.
@@ -188,7 +190,7 @@ class Project:
                 if entry.is_dir(follow_symlinks=False):
                     if self._is_package(rel):
                         heads.append(_Head(entry.name, prefix, rel, is_package=True))
-                elif entry.is_file() and self._is_module(rel):
+                elif self._is_module(rel) and shippable(entry, rel, self.root, _is_secret):
                     heads.append(_Head(entry.name[:-3], prefix, rel, is_package=False))
         return heads
 
@@ -214,7 +216,7 @@ class Project:
                 if entry.is_dir(follow_symlinks=False):
                     if self._rules.enters(rel):
                         folders.append(rel)
-                elif entry.is_file() and self._rules.ships(rel):
+                elif self._rules.ships(rel) and shippable(entry, rel, self.root, _is_secret):
                     files.append(head.inside(rel))
         return tuple(sorted(files))
 
@@ -227,7 +229,7 @@ class Project:
             _importable(rel.rpartition("/")[2])
             and self._rules.enters(rel)
             and (
-                (self.root / rel / "__init__.py").is_file()
+                os.path.isfile(self.root / rel / "__init__.py")
                 or rel in self._named_packages
                 or self._rules.includes(rel + "/")
             )
@@ -313,7 +315,7 @@ class _Rules:
         name = rel.rpartition("/")[2] + ("/" if is_dir else "")
         if _JUNK.match_file(name) or _own_match(self._layout, key, parent):
             return True
-        if is_dir and (self._root / rel / "pyvenv.cfg").is_file():
+        if is_dir and os.path.isfile(self._root / rel / "pyvenv.cfg"):
             return True
         # Git's precedence: .git/info/exclude, then each .gitignore from the root down; the
         # deepest with a matching pattern decides, and a negation ("!x") re-admits.
@@ -331,8 +333,12 @@ class _Rules:
     def _gitignore_in(self, folder: str) -> GitIgnoreSpec | None:
         if folder not in self._gitignores:
             path = self._root / folder / ".gitignore"
-            self._gitignores[folder] = _read_ignore_file(path) if path.is_file() else None
+            self._gitignores[folder] = _read_ignore_file(path) if os.path.isfile(path) else None
         return self._gitignores[folder]
+
+
+def _is_secret(rel: str) -> bool:
+    return _SECRETS.match_file(rel)
 
 
 def _own_match(spec: GitIgnoreSpec, key: str, parent: str) -> bool | None:
@@ -409,9 +415,11 @@ def _scandir(folder: Path) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(folder) as entries:
             return list(entries)
-    except OSError as e:  # vanished or unreadable mid-walk: skip it, as git does
+    except FileNotFoundError as e:  # vanished mid-walk: not part of this snapshot
         logger.debug("cannot list %s: %s", folder, e)
         return []
+    except OSError as e:  # a folder of the project left out in silence would surprise
+        raise BadFile(folder, e.strerror or str(e)) from None
 
 
 def _importable(name: str) -> bool:

@@ -7,6 +7,7 @@ connection).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -36,6 +37,71 @@ class ConfigError(UsageError):
     """``[tool.shipit]`` in pyproject.toml holds something shipit cannot use."""
 
 
+class BadFile(UsageError):
+    """A file discovery or packing cannot ship: a broken link, a link out of the project,
+    a name that is not UTF-8, a file it cannot read."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = os.fsdecode(path)
+        self.reason = reason
+        super().__init__(
+            f"cannot ship {shown_path(self.path)}: {reason}",
+            tip="fix or remove it, or leave it out with [tool.shipit] exclude in pyproject.toml",
+        )
+
+
+class NothingToShip(UsageError):
+    """The project folder holds no package or module to ship."""
+
+    def __init__(self, root: str | os.PathLike[str], source_roots: Sequence[str]) -> None:
+        self.root = os.fsdecode(root)
+        where = " or ".join(source_roots)
+        super().__init__(
+            f"nothing to ship in {self.root}: no package (a folder with __init__.py) "
+            f"or module (a .py file) in {where}",
+            tip="run shipit in your project's folder, or name folders with [tool.shipit] include",
+        )
+
+
+class TooLarge(UsageError):
+    """Units over ``[tool.shipit] max-unit-size``, largest first: nothing was sent."""
+
+    def __init__(
+        self,
+        units: Sequence[tuple[str, int]],
+        limit: int,
+        largest_files: Sequence[tuple[str, int]] = (),
+    ) -> None:
+        self.units = tuple(units)
+        self.limit = limit
+        self.largest_files = tuple(largest_files)
+        named = ", ".join(f"{name} ({size_text(size)})" for name, size in self.units)
+        files = ", ".join(f"{path} ({size_text(size)})" for path, size in self.largest_files)
+        super().__init__(
+            f"too large to ship, nothing was sent: {named} over the {size_text(limit)} limit"
+            + (f"; largest files: {files}" if files else ""),
+            tip="leave large files out with [tool.shipit] exclude, or raise max-unit-size",
+        )
+
+
+def shown_path(path: str) -> str:
+    """A path as the user would type it (relative to the current folder when inside it),
+    safe to print: bytes that are not UTF-8 shown as \\xNN escapes."""
+    cwd = os.getcwd()
+    if path.startswith(cwd + os.sep):
+        path = path[len(cwd) + 1 :]
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def size_text(n: int) -> str:
+    """Bytes in binary units, as the size keys take them: 1536 -> "1.5 KiB"."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError
+
+
 class NoSchedulerError(UsageError):
     def __init__(self) -> None:
         super().__init__(
@@ -47,12 +113,23 @@ class NoSchedulerError(UsageError):
 class ConnectionFailed(ShipitError):
     exit_code = 2
 
-    def __init__(self, address: str, reason: str, timeout: float) -> None:
+    def __init__(self, address: str, reason: str, timeout: float, tip: str | None = None) -> None:
         self.address = address
         self.reason = reason
         self.timeout = timeout
         super().__init__(f"cannot reach the scheduler at {address} within {timeout:g} s: {reason}")
-        self.tip = "is `dask scheduler` running there, and is the port open from this machine?"
+        self.tip = (
+            tip or "is `dask scheduler` running there, and is the port open from this machine?"
+        )
+
+
+class BadAddress(ConnectionFailed):
+    """A scheduler address that cannot name a scheduler: nothing was tried."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(address, reason, 0)
+        self.args = (f"malformed scheduler address {address!r}: {reason}",)
+        self.tip = "write it as tcp://HOST:PORT, or tls://HOST:PORT with Dask's TLS settings"
 
 
 class ConnectionLost(ShipitError):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .discover import Unit
-from .errors import SyntaxProblem
+from .errors import BadFile, SyntaxProblem
 from .syntaxcache import SyntaxCache
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ _PARALLEL_COMPILE_BYTES = 2_000_000
 # its size and mtime. Like git's "racily clean" entries, trust a cached digest only for files
 # whose mtime is this much older than the moment they were hashed.
 _RACY_NS = 100_000_000
+# A file hashed within _RACY_NS of its last write is read again this long after that write, to
+# see that it was not mid-write. A watcher's debounce is about this long: it rarely waits.
+_SETTLE_NS = 10_000_000
 
 
 def file_digest(data: bytes) -> str:
@@ -71,7 +74,10 @@ class Pack:
 
     def read(self, path: str) -> bytes:
         """The bytes of one file, checked against the manifest."""
-        data = (self.root / path).read_bytes()
+        try:
+            data, _ = read_settled(self.root / path)
+        except FileNotFoundError:
+            raise StaleFile(self.root / path) from None
         if file_digest(data) != self.manifest[path]:
             raise StaleFile(self.root / path)
         return data
@@ -93,6 +99,57 @@ class Pack:
                 info.create_system = 3
                 zf.writestr(info, self.read(path), method, 1)
         return buffer.getvalue()
+
+
+def read_settled(path: Path, attempts: int = 5) -> tuple[bytes, tuple[int, int, int]]:
+    """A file's bytes, read while it did not change, and its (size, mtime, inode) then.
+
+    A file an editor or a script is writing can be read half-written. Compare its status
+    before and after the read, on the open file and at the path (a save by rename swaps the
+    file), and read again until they agree. Raises :class:`StaleFile` when it never settles
+    and :class:`BadFile` when it cannot be read at all.
+    """
+    for attempt in range(attempts):
+        try:
+            with open(path, "rb") as f:
+                before = os.fstat(f.fileno())
+                data = f.read()
+                after = os.fstat(f.fileno())
+            at_path = os.stat(path)
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            raise BadFile(path, e.strerror or str(e)) from None
+        key = _stat_key(after)
+        if _stat_key(before) == key == _stat_key(at_path) and len(data) == after.st_size:
+            return data, key
+        logger.debug("%s changed while it was read; reading it again", path)
+        time.sleep(0.01 * 2**attempt)
+    raise StaleFile(path)
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _moved_since(fresh: Mapping[Path, tuple[tuple[int, int, int], str]]) -> list[Path]:
+    """Read each recently written file again once ``_SETTLE_NS`` passed since its last write;
+    the ones whose status or content changed. A write in progress sets the mtime as it
+    starts, so only the content tells whether it was still filling the file."""
+    if not fresh:
+        return []
+    newest = max(key[1] for key, _ in fresh.values())
+    time.sleep(min(max(newest + _SETTLE_NS - time.time_ns(), 0), _SETTLE_NS) / 1e9)
+    moved = []
+    for path, (key, digest) in fresh.items():
+        try:
+            data, now = read_settled(path)
+        except (FileNotFoundError, StaleFile):
+            moved.append(path)
+            continue
+        if now != key or file_digest(data) != digest:
+            moved.append(path)
+    return moved
 
 
 class StaleFile(Exception):
@@ -120,6 +177,7 @@ class Packer:
     """
 
     def __init__(self, syntax_cache: SyntaxCache | None = None) -> None:
+        self._fresh: dict[Path, tuple[tuple[int, int, int], str]] = {}
         self._entries: dict[Path, _Entry] = {}
         self._compiled: dict[str, SyntaxProblem | None] = {}
         self._syntax_cache = syntax_cache or SyntaxCache()
@@ -131,7 +189,26 @@ class Packer:
 
         ``changed``, when given, names every file that may have changed since the last pack
         (a watcher knows): the others keep their cached digest without even a stat.
+
+        A file written in the last moment may be mid-write even though its status held
+        still while it was read: such files are read again once they are ``_SETTLE_NS``
+        old (one wait per pack), and the pack is made again if any changed. Raises
+        :class:`StaleFile` if they never settle.
         """
+        for _ in range(5):
+            self._fresh = {}
+            result = self._pack_once(units, changed)
+            moved = _moved_since(self._fresh)
+            if not moved:
+                return result
+            for path in moved:
+                self.forget(path)
+            changed = None if changed is None else {*changed, *moved}
+        raise StaleFile(moved[0])
+
+    def _pack_once(
+        self, units: Sequence[Unit], changed: Collection[Path] | None
+    ) -> tuple[list[Pack], list[SyntaxProblem]]:
         manifests: dict[str, dict[str, str]] = {}
         sizes: dict[str, int] = {}
         to_compile: dict[str, tuple[str, bytes]] = {}
@@ -193,10 +270,12 @@ class Packer:
             return cached, None
         hashed_at = time.time_ns()
         try:
-            data = path.read_bytes()
+            data, key = read_settled(path)
         except FileNotFoundError:
             return None, None
-        entry = _Entry(key, file_digest(data), len(data), st.st_mtime_ns < hashed_at - _RACY_NS)
+        entry = _Entry(key, file_digest(data), len(data), key[1] < hashed_at - _RACY_NS)
+        if not entry.trusted:
+            self._fresh[path] = (key, entry.digest)
         self._entries[path] = entry
         return entry, data
 

@@ -146,7 +146,8 @@ def _requirement(text: object, where: str) -> Requirement:
     try:
         return Requirement(str(text))
     except InvalidRequirement as e:
-        raise ConfigError(f"{where}: {text!r} is not a requirement: {e}") from None
+        reason = (str(e).splitlines() or ["invalid"])[0]  # packaging adds a caret diagram
+        raise ConfigError(f"{where}: {text!r} is not a requirement: {reason}") from None
 
 
 def _unit_digest(unit: Unit) -> str:

@@ -59,15 +59,59 @@ def _in_client_process() -> bool:
     return bool(getattr(sys.modules.get("shipit.ship"), "CLIENT_PROCESS", False))
 
 
+_HEX = frozenset("0123456789abcdef")
+_LINK_MODE = 0o120000
+
+
+def _check_digest(digest: object) -> None:
+    if not (isinstance(digest, str) and len(digest) == 64 and _HEX.issuperset(digest)):
+        raise ValueError(f"refused: {digest!r} is not a sha256 digest")
+
+
+def _check_path(rel: object) -> None:
+    """A path from a message may name a file inside a version folder, and nothing else:
+    no absolute path, no "..", no drive letter, no empty or "." part (and on Windows, where
+    they are separators or streams, no backslash or colon)."""
+    odd = "\0\\:" if os.name == "nt" else "\0"
+    if (
+        not isinstance(rel, str)
+        or not rel
+        or rel.startswith("/")
+        or rel[1:2] == ":"
+        or any(c in odd for c in rel)
+        or any(part in ("", ".", "..") for part in rel.split("/"))
+    ):
+        raise ValueError(f"refused: unsafe path {rel!r}")
+
+
+def check_unit(unit: Any) -> None:
+    """Raise ValueError unless a unit from a message is safe to write under the store: its
+    name an import name, its digests sha256, its paths inside its own folder."""
+    name = unit.get("name") if isinstance(unit, dict) else None
+    if not (isinstance(name, str) and name.isidentifier()):
+        raise ValueError(f"refused: {name!r} is not a unit name")
+    _check_digest(unit.get("digest"))
+    manifest = unit.get("manifest", {})
+    if not isinstance(manifest, dict):
+        raise ValueError(f"refused: the manifest of {name} is not a mapping")
+    for rel, digest in manifest.items():
+        _check_path(rel)
+        _check_digest(digest)
+
+
 class Payloads:
     """File bytes by digest from pushed zips, each file read out only when asked for: a node
-    whose host store already holds a file (another node wrote it) never inflates it."""
+    whose host store already holds a file (another node wrote it) never inflates it. As in
+    ``_unzip``, names in a zip only select manifest entries; link entries are refused."""
 
     def __init__(self, payloads: dict[str, bytes], manifests: dict[str, dict[str, str]]) -> None:
         self._members: dict[str, tuple[zipfile.ZipFile, str]] = {}
         for name, data in payloads.items():
             zf = zipfile.ZipFile(io.BytesIO(data))
-            for member in zf.namelist():
+            for info in zf.infolist():
+                member = info.filename
+                if (info.external_attr >> 16) & 0o170000 == _LINK_MODE:
+                    raise ValueError(f"refused: {member!r} is a link")
                 digest = manifests[name].get(member)
                 if digest is None:
                     raise ValueError(f"{member}: not in the manifest of {name}")
@@ -88,11 +132,18 @@ class Payloads:
 
 
 def _unzip(data: bytes, manifest: dict[str, str]) -> dict[str, bytes]:
-    """File bytes by digest from a pushed zip, each checked against the manifest."""
+    """File bytes by digest from a pushed zip, each checked against the manifest.
+
+    Only the bytes are kept; what the files are called comes from the checked manifest,
+    so no name in the zip is ever written. A link entry is refused all the same.
+    """
     blobs = {}
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        for name in zf.namelist():
-            content = zf.read(name)
+        for info in zf.infolist():
+            name = info.filename
+            if (info.external_attr >> 16) & 0o170000 == _LINK_MODE:
+                raise ValueError(f"refused: {name!r} is a link")
+            content = zf.read(info)
             digest = hashlib.sha256(content).hexdigest()
             if manifest.get(name) != digest:
                 raise ValueError(f"{name}: content does not match its manifest entry")
@@ -140,6 +191,10 @@ class NodeStore:
         fetch: Any = None,
     ) -> dict[str, str]:
         """Bring this node to ``generation``: stage changed units on disk, then switch."""
+        for unit in changed:
+            check_unit(unit)
+        for name in removed:
+            check_unit({"name": name, "digest": "0" * 64})
         async with self.lock:
             if generation < self.generation:  # a newer push got here first
                 return self.digests()
@@ -473,6 +528,12 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
         changed, their manifest; ``payloads`` maps unit name to a zip of the files the
         scheduler may lack. Replies "missing" with the digests it still needs.
         """
+        try:
+            for unit in units:
+                check_unit(unit)
+        except ValueError as e:
+            logger.warning("shipit: push from %s %s", project, e)
+            return {"status": "refused", "error": str(e)}
         async with self.lock:
             started = time.perf_counter()
             names = {u["name"] for u in units}
@@ -683,6 +744,8 @@ class ShipitWorkerPlugin(WorkerPlugin):
         """Returns the unit digests now live here, or {ERROR_KEY: why} (not an exception,
         which the RPC layer would wrap beyond recognition)."""
         try:
+            for unit in changed:  # before anything, whoever sent it
+                check_unit(unit)
             if self.store.generation != base:  # missed a push (joined, failed, restarted)
                 await self.catch_up()
                 return self.store.digests()

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
-import ipaddress
 import logging
 import os
 import socket
@@ -24,17 +23,19 @@ from typing import Any
 import cloudpickle
 import dask.config
 from distributed import Client, Security
-from distributed.comm import CommClosedError, parse_address
+from distributed.comm import CommClosedError, parse_address, parse_host_port
 from distributed.comm import connect as comm_connect
-from distributed.comm.addressing import parse_host_port
+from distributed.comm.registry import backends
 
 from . import hoststore, parity, remote
 from .config import Config, load_config
 from .discover import Project, Unit
 from .errors import (
+    BadAddress,
     ConnectionFailed,
     ConnectionLost,
     NoSchedulerError,
+    NothingToShip,
     PackError,
     PushFailed,
     ShipitError,
@@ -42,9 +43,11 @@ from .errors import (
 )
 from .install import InstallFailed
 from .install import install as install_missing
+from .limits import check_sizes
 from .pack import Pack, Packer, StaleFile
 from .report import NodeResult, SyncReport, UnitResult
 from .requirements import PipOptions
+from .security import is_loopback, warn_if_in_the_clear
 from .wheels import code_only
 
 logger = logging.getLogger(__name__)
@@ -133,18 +136,43 @@ def _reporting_lost_connection(client: Client) -> Iterator[None]:
 
 def open_client(address: str, timeout: float = DEFAULT_TIMEOUT) -> Client:
     """A new client of the scheduler at ``address``, or :class:`ConnectionFailed` in ``timeout``."""
+    _check_address(address)  # a malformed address fails here, not deep inside a Client
     try:
-        parse_address(address)  # a malformed address fails here, not deep inside a Client
+        scheme, _ = parse_address(address)
+        if scheme == "tls" and Security().get_connection_args("client")["ssl_context"] is None:
+            raise ConnectionFailed(address, "no TLS settings for a client", timeout, tip=_TLS_TIP)
         # Probe first: a Client that fails to start leaves a half-open object whose
         # destructor prints a traceback; a probe fails cleanly.
         with ThreadPoolExecutor(1) as pool:
             pool.submit(asyncio.run, _probe(address, timeout)).result()
         return Client(address, timeout=timeout, set_as_default=False)
+    except ConnectionFailed:
+        raise
     except (OSError, TimeoutError, ValueError) as e:
         raise ConnectionFailed(address, _first_line(e), timeout) from None
     except Exception as e:  # something answered, but not in Dask's protocol
         reason = f"it does not speak Dask's protocol ({type(e).__name__})"
         raise ConnectionFailed(address, reason, timeout) from None
+
+
+def _check_address(address: str) -> None:
+    try:
+        scheme, location = parse_address(address)
+        if scheme not in backends:
+            known = ", ".join(f"{name}://" for name in sorted(backends))
+            raise ValueError(f"unknown address scheme {scheme!r} (known: {known})")
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            host, port = parse_host_port(location)
+            if not host or not 0 < int(port) < 65536:
+                raise ValueError("it needs a host and a port from 1 to 65535")
+    except (TypeError, ValueError) as e:
+        raise BadAddress(address, _first_line(e)) from None
+
+
+_TLS_TIP = (
+    "set distributed.comm.tls.ca-file, .client.cert and .client.key in Dask's configuration, "
+    "e.g. DASK_DISTRIBUTED__COMM__TLS__CA_FILE=ca.pem"
+)
 
 
 async def _probe(address: str, timeout: float) -> None:
@@ -163,29 +191,6 @@ def _all_on_loopback(client: Client) -> bool:
     info = client.scheduler_info(n_workers=-1)
     addresses = [str(info.get("address", "")), *info.get("workers", {})]
     return all(is_loopback(address) for address in addresses)
-
-
-def is_loopback(address: str) -> bool:
-    """Whether a Dask address stays on this host: ``inproc://``, ``localhost``, 127.0.0.0/8, ::1.
-
-    >>> is_loopback("tcp://127.0.0.1:8786"), is_loopback("tls://10.0.0.5:8786")
-    (True, False)
-    """
-    try:
-        scheme, location = parse_address(address)
-        if scheme == "inproc":
-            return True
-        if scheme not in ("tcp", "tls"):
-            return False
-        host = str(parse_host_port(location)[0])
-    except ValueError:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def project_id(root: Path) -> str:
@@ -210,6 +215,7 @@ class Shipper:
         global CLIENT_PROCESS
         CLIENT_PROCESS = _USER_CODE_HERE
         self.client = client
+        warn_if_in_the_clear(client.scheduler.address)
         self.project = project_id(root)
         self.timeout = timeout
         # What the scheduler holds (name -> digest, manifest); None until asked.
@@ -285,6 +291,8 @@ class Shipper:
             elif reply["status"] == "missing-units":  # the cluster forgot them (a new scheduler)
                 for name in reply["units"]:
                     self.remote.pop(name, None)
+            elif reply["status"] == "refused":  # a path or name nodes must not write
+                raise ShipitError(f"the scheduler refused the push: {reply['error']}")
             elif reply["status"] == "missing":
                 missing = set(reply["digests"])
             else:
@@ -380,9 +388,18 @@ def plan(path: str | Path = ".", packer: Packer | None = None) -> Plan:
     ['montecarlo']
     """
     config = load_config(path)
-    units = Project(config).units()
+    project = Project(config)
+    units = project.units()
+    if not units:
+        raise NothingToShip(config.root, [_where(project.root, r) for r in project.source_roots])
     packs, problems = (packer or Packer()).pack(units)
+    check_sizes(packs, config)
     return Plan(config=config, packs=tuple(packs), problems=tuple(problems), units=tuple(units))
+
+
+def _where(root: Path, folder: Path) -> str:
+    relative = folder.relative_to(root).as_posix()
+    return "its top folder" if relative == "." else f"{relative}/"
 
 
 def sync(

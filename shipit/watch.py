@@ -23,6 +23,7 @@ from .cluster import EmbeddedCluster
 from .config import load_config
 from .discover import Project, Unit
 from .errors import ConnectionFailed, NoSchedulerError, ShipitError, SyntaxProblem
+from .limits import check_sizes
 from .pack import Packer, StaleFile
 from .report import SyncReport
 from .ship import AGENT, DEFAULT_TIMEOUT, Shipper, open_client, scheduler_address
@@ -155,7 +156,7 @@ class Watch:
     def _run(self) -> None:
         try:
             self._open()
-            self.project = Project(load_config(self.root))
+            self.project = self._load_project()
             self.packer = Packer()
             # Watch before the first sync, so that nothing saved during it is missed.
             with ChangeWatcher(
@@ -175,6 +176,10 @@ class Watch:
             self._close()
             self._emit(WatchEvent("stopped"))
 
+    def _load_project(self) -> Project:
+        self.config = load_config(self.root)
+        return Project(self.config)
+
     def _accepts(self, path: str) -> bool:
         return (
             os.path.basename(path) in _CONFIG_FILES or self.project.unit_name_for(path) is not None
@@ -189,7 +194,7 @@ class Watch:
     def _ship_once(self, batch: Changes, kind: EventKind) -> None:
         names = {os.path.basename(p) for p in batch.paths}
         if "pyproject.toml" in names:
-            self.project = Project(load_config(self.root))
+            self.project = self._load_project()
         elif ".gitignore" in names:
             self.project.reload_ignores()
         changed = {Path(p) for p in batch.paths}
@@ -202,6 +207,7 @@ class Watch:
             # Paths the watcher named, matched against the walk's own: only then may the
             # packer take every other file as unchanged.
             packs, problems = self.packer.pack(units, changed if only_known_files else None)
+            check_sizes(packs, self.config)  # too large: an error event, nothing sent
             self._report_problems(problems)
             if kind == "shipped" and self.shipper.is_current(packs, problems):
                 return  # saved without a change of content: nothing to send

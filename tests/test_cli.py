@@ -64,11 +64,24 @@ def test_unreachable_scheduler_is_one_line_within_the_timeout(project: Project, 
     assert len(result.stderr.strip().splitlines()) == 2  # the error and a tip
 
 
-def test_malformed_address_is_a_usage_error(project: Project) -> None:
-    result = shipit("sync", str(project.root), "--scheduler", "nonsense://x:1", "--timeout", "2")
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("nonsense://x:1", "unknown address scheme 'nonsense'"),
+        ("tcp://", "missing port number"),
+        ("tcp://:8786", "it needs a host and a port"),
+        ("tcp://127.0.0.1:99999", "it needs a host and a port"),
+        ("127.0.0.1:notaport", "invalid literal"),
+    ],
+)
+def test_malformed_address_is_a_usage_error(project: Project, address: str, reason: str) -> None:
+    started = time.monotonic()
+    result = shipit("sync", str(project.root), "--scheduler", address, "--timeout", "5")
+    assert time.monotonic() - started < 5  # refused without trying to connect
     assert result.returncode == 2
-    assert result.stderr.startswith("ERROR cannot reach the scheduler at nonsense://x:1")
-    assert "Traceback" not in result.stderr
+    first, tip = result.stderr.splitlines()
+    assert first.startswith(f"ERROR malformed scheduler address {address!r}: ") and reason in first
+    assert tip.startswith("TIP   write it as tcp://HOST:PORT")
 
 
 def test_a_port_that_is_not_a_scheduler_is_a_connection_error(project: Project) -> None:

@@ -277,6 +277,13 @@ SECRETS = [
     "pkg/.azure/x",
     "pkg/.kube/config",
     "pkg/.docker/config.json",
+    "pkg/.git/config",
+    "pkg/.envrc",
+    "pkg/AuthKey_42.p8",
+    "pkg/putty.ppk",
+    "pkg/.pgpass",
+    "pkg/.config/gcloud/credentials.db",
+    "pkg/.gnupg/private-keys-v1.d/x.key",
 ]
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
+import shipit.pack
 from shipit.discover import Unit
-from shipit.pack import Packer, file_digest, unit_digest
+from shipit.pack import Packer, StaleFile, file_digest, unit_digest
 from shipit.syntaxcache import SyntaxCache
 
 
@@ -136,3 +140,50 @@ def test_an_unwritable_syntax_cache_only_means_compiling_again(tmp_path: Path) -
     assert [p.name for p in packs] == ["pkg"] and not problems
     _, problems = Packer(cache).pack([_unit(tmp_path / "b", {"pkg/x.py": "def f(:\n"})])
     assert problems[0].line == 1
+
+
+_WRITER = """
+import os, sys, time
+path, stop = sys.argv[1], sys.argv[2]
+versions = [bytes([65 + i]) * 2_000_000 for i in range(2)]
+n = 0
+while not os.path.exists(stop):
+    n += 1
+    fd = os.open(path, os.O_WRONLY)
+    for start in range(0, 2_000_000, 65536):
+        os.pwrite(fd, versions[n % 2][start : start + 65536], start)
+        time.sleep(0.001)  # a slow writer: half-written for about 40 ms each time
+    os.close(fd)
+    time.sleep(0.15)  # whole for a moment, as a saved file is
+"""
+
+
+def test_a_file_being_written_is_never_packed_half_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process rewrites a 2 MB file in place, 64 kB a millisecond; every pack holds one
+    whole version of it, or raises StaleFile for the caller to pack again."""
+    # A writer preempted mid-write for longer than the settle time would fool the check; on a
+    # loaded 2-core machine that happens at 10 ms, so the test gives it more room.
+    monkeypatch.setattr(shipit.pack, "_SETTLE_NS", 50_000_000)
+    unit = _unit(tmp_path, {"pkg/__init__.py": "", "pkg/weights.bin": ""})
+    path = tmp_path / "pkg/weights.bin"
+    whole = {file_digest(bytes([65 + i]) * 2_000_000) for i in range(2)}
+    path.write_bytes(b"A" * 2_000_000)
+    stop = tmp_path / "stop"
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(stop)])
+    seen = set()
+    try:
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            try:
+                (pack,), _ = Packer().pack([unit])
+                seen.add(pack.manifest["pkg/weights.bin"])
+                with zipfile.ZipFile(io.BytesIO(pack.zip())) as zf:
+                    seen.add(file_digest(zf.read("pkg/weights.bin")))
+            except StaleFile:  # it never held still long enough: the caller packs again
+                continue
+    finally:
+        stop.touch()
+        writer.wait(timeout=30)
+    assert seen and seen <= whole, f"{len(seen - whole)} half-written version(s) packed"

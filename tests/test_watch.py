@@ -232,3 +232,22 @@ def test_a_bad_pyproject_is_reported_and_watch_goes_on(
     _set_value(project, 5)
     events.wait_for("shipped", mark)
     assert local_cluster.on_every_worker(value) == [5] * 8
+
+
+def test_a_unit_grown_over_the_size_limit_is_refused_and_watch_goes_on(
+    local_cluster: Cluster, project: Project, events: Events, watching: shipit.Watch
+) -> None:
+    value = project.module("{pkg}.sub").value
+    (project.root / "pyproject.toml").write_text("[tool.shipit]\nmax-unit-size = '8 KiB'\n")
+    mark = events.mark()
+    big = project.root / project.name / "blob.bin"
+    big.write_bytes(b"\0" * 10_000)
+    _set_value(project, 6)
+    error = events.wait_for("error", mark)
+    assert "too large to ship, nothing was sent" in str(error) and "blob.bin" in str(error)
+    assert local_cluster.on_every_worker(value) == [1] * 8
+
+    mark = events.mark()
+    big.unlink()
+    events.wait_for("shipped", mark)
+    assert local_cluster.on_every_worker(value) == [6] * 8
