@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .discover import Unit
-from .errors import BadFile, SyntaxProblem
+from .errors import BadFile, ShipitError, SyntaxProblem
 from .syntaxcache import SyntaxCache
 
 logger = logging.getLogger(__name__)
@@ -152,11 +152,14 @@ def _moved_since(fresh: Mapping[Path, tuple[tuple[int, int, int], str]]) -> list
     return moved
 
 
-class StaleFile(Exception):
-    """A file changed between hashing and reading; the caller packs the unit again."""
+class StaleFile(ShipitError):
+    """A file changed between hashing and reading; the caller packs the unit again, and
+    reports it once the file kept changing."""
+
+    tip = "something is still writing it: sync again once it holds still"
 
     def __init__(self, path: Path) -> None:
-        super().__init__(f"{path} changed while it was being shipped")
+        super().__init__(f"{_display(path)} kept changing while it was being shipped")
         self.path = path
 
 

@@ -111,6 +111,7 @@ class Watch:
         self._known: set[str] | None = None  # every file of the last discovery
         self._cached_units: list[Unit] = []
         self._retry_at: float | None = None  # when to try again the nodes a push failed on
+        self._unsettled: set[str] = set()  # files that kept changing while they were packed
         self._retry_delay = _RETRY_FIRST
 
     # -- the handle -------------------------------------------------------------------
@@ -204,17 +205,19 @@ class Watch:
             if kind == "ready":
                 self.on_progress("finding, hashing and compiling the project's files")
             units, only_known_files = self._units(batch, names)
-            # Paths the watcher named, matched against the walk's own: only then may the
-            # packer take every other file as unchanged.
-            packs, problems = self.packer.pack(units, changed if only_known_files else None)
-            check_sizes(packs, self.config)  # too large: an error event, nothing sent
-            self._report_problems(problems)
-            if kind == "shipped" and self.shipper.is_current(packs, problems):
-                return  # saved without a change of content: nothing to send
-            if kind == "ready":
-                files = sum(len(p.manifest) for p in packs)
-                self.on_progress(f"shipping {len(packs)} unit(s), {files:,} files, to every node")
             try:
+                # Paths the watcher named, matched against the walk's own: only then may the
+                # packer take every other file as unchanged.
+                packs, problems = self.packer.pack(units, changed if only_known_files else None)
+                check_sizes(packs, self.config)  # too large: an error event, nothing sent
+                self._report_problems(problems)
+                if kind == "shipped" and self.shipper.is_current(packs, problems):
+                    return  # saved without a change of content: nothing to send
+                if kind == "ready":
+                    files = sum(len(p.manifest) for p in packs)
+                    self.on_progress(
+                        f"shipping {len(packs)} unit(s), {files:,} files, to every node"
+                    )
                 report = self.shipper.push(packs, problems)
                 break
             except StaleFile:
@@ -223,6 +226,8 @@ class Watch:
                 self._reconnect(str(e))
                 return
         else:
+            # Still being written: ship these files on a quiet tick, once they hold still.
+            self._unsettled.update(batch.paths)
             return
         latency = (time.perf_counter() - batch.first_event) * 1000 if batch else None
         self._schedule_retry(failed=bool(report.failures))
@@ -305,6 +310,10 @@ class Watch:
         if agent != AGENT:  # a new scheduler: give it everything
             self.shipper.remote = None
             self._ship(Changes(frozenset()), kind="ready")
+        elif self._unsettled:
+            batch = Changes(frozenset(self._unsettled), time.perf_counter())
+            self._unsettled.clear()
+            self._ship(batch)
         elif self._retry_at is not None and time.monotonic() >= self._retry_at:
             self._ship(Changes(frozenset()), kind="caught-up")
 
