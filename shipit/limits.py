@@ -60,6 +60,8 @@ def check_sizes(packs: Sequence[Pack], config: Config) -> None:
 
 
 def _file_sizes(pack: Pack) -> list[tuple[str, int]]:
+    if pack.file_sizes:
+        return list(pack.file_sizes.items())
     sizes = []
     for rel in pack.files:
         try:

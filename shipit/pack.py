@@ -19,7 +19,7 @@ import warnings
 import zipfile
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .discover import Unit
@@ -58,7 +58,8 @@ class Pack:
     """A unit at one moment: what ships and how it is named.
 
     ``manifest`` maps each file's path (relative to ``root``) to the sha256 of its bytes;
-    ``digest`` names the whole unit and is what nodes confirm.
+    ``digest`` names the whole unit and is what nodes confirm; ``file_sizes`` maps each
+    path to its size in bytes, ``size`` is their sum.
     """
 
     name: str
@@ -67,6 +68,7 @@ class Pack:
     digest: str
     manifest: Mapping[str, str]
     size: int
+    file_sizes: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -213,18 +215,18 @@ class Packer:
         self, units: Sequence[Unit], changed: Collection[Path] | None
     ) -> tuple[list[Pack], list[SyntaxProblem]]:
         manifests: dict[str, dict[str, str]] = {}
-        sizes: dict[str, int] = {}
+        sizes: dict[str, dict[str, int]] = {}
         to_compile: dict[str, tuple[str, bytes]] = {}
         for unit in units:
             manifest = manifests[unit.name] = {}
-            sizes[unit.name] = 0
+            file_sizes = sizes[unit.name] = {}
             for rel in unit.files:
                 path = unit.root / rel
                 entry, data = self._hash(path, changed is not None and path not in changed)
                 if entry is None:  # vanished since discovery: not part of this snapshot
                     continue
                 manifest[rel] = entry.digest
-                sizes[unit.name] += entry.size
+                file_sizes[rel] = entry.size
                 if rel.endswith(".py") and entry.digest not in self._compiled:
                     if data is None:
                         data = path.read_bytes()
@@ -250,7 +252,8 @@ class Packer:
                     origin=unit.origin,
                     digest=unit_digest(unit.name, manifest),
                     manifest=manifest,
-                    size=sizes[unit.name],
+                    size=sum(sizes[unit.name].values()),
+                    file_sizes=sizes[unit.name],
                 )
             )
         return packs, problems

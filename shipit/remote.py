@@ -84,9 +84,11 @@ def _check_path(rel: object) -> None:
         raise ValueError(f"refused: unsafe path {rel!r}")
 
 
-def check_unit(unit: Any) -> None:
+def check_unit(unit: Any, known: Any = None) -> None:
     """Raise ValueError unless a unit from a message is safe to write under the store: its
-    name an import name, its digests sha256, its paths inside its own folder."""
+    name an import name, its digests sha256, its paths inside its own folder. Entries
+    equal to ``known`` (the manifest this node checked and holds already) pass: a save of
+    one file in a 2,000-file package checks one entry."""
     name = unit.get("name") if isinstance(unit, dict) else None
     if not (isinstance(name, str) and name.isidentifier()):
         raise ValueError(f"refused: {name!r} is not a unit name")
@@ -94,9 +96,11 @@ def check_unit(unit: Any) -> None:
     manifest = unit.get("manifest", {})
     if not isinstance(manifest, dict):
         raise ValueError(f"refused: the manifest of {name} is not a mapping")
+    known = known or {}
     for rel, digest in manifest.items():
-        _check_path(rel)
-        _check_digest(digest)
+        if known.get(rel) != digest:
+            _check_path(rel)
+            _check_digest(digest)
 
 
 class Payloads:
@@ -151,6 +155,14 @@ def _unzip(data: bytes, manifest: dict[str, str]) -> dict[str, bytes]:
     return blobs
 
 
+def _manifest_of(units: dict[str, dict[str, Any]], unit: Any) -> Any:
+    """The manifest this node holds for a unit named in a message, if any."""
+    if not isinstance(unit, dict):
+        return None
+    held = units.get(str(unit.get("name")))
+    return held.get("manifest") if isinstance(held, dict) else None
+
+
 def _purge_modules(name: str) -> int:
     """Forget a top-level module and all its submodules, so the next import reads disk."""
     gone = [m for m in sys.modules if m == name or m.startswith(name + ".")]
@@ -192,7 +204,7 @@ class NodeStore:
     ) -> dict[str, str]:
         """Bring this node to ``generation``: stage changed units on disk, then switch."""
         for unit in changed:
-            check_unit(unit)
+            check_unit(unit, _manifest_of(self.units, unit))
         for name in removed:
             check_unit({"name": name, "digest": "0" * 64})
         async with self.lock:
@@ -530,7 +542,7 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
         """
         try:
             for unit in units:
-                check_unit(unit)
+                check_unit(unit, _manifest_of(self.units, unit))
         except ValueError as e:
             logger.warning("shipit: push from %s %s", project, e)
             return {"status": "refused", "error": str(e)}
@@ -745,7 +757,7 @@ class ShipitWorkerPlugin(WorkerPlugin):
         which the RPC layer would wrap beyond recognition)."""
         try:
             for unit in changed:  # before anything, whoever sent it
-                check_unit(unit)
+                check_unit(unit, _manifest_of(self.store.units, unit))
             if self.store.generation != base:  # missed a push (joined, failed, restarted)
                 await self.catch_up()
                 return self.store.digests()

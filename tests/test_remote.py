@@ -44,6 +44,16 @@ def test_safe_units_pass() -> None:
     remote.check_unit({"name": "pkg", "digest": GOOD, "manifest": {"pkg/a b/x:y.py": GOOD}})
 
 
+def test_entries_a_node_holds_already_are_not_checked_again_but_new_ones_are() -> None:
+    held = {"pkg/x.py": GOOD}
+    remote.check_unit({"name": "pkg", "digest": GOOD, "manifest": held}, known=held)
+    for entry in ({"../evil.py": GOOD}, {"pkg/x.py": "../../x"}):
+        with pytest.raises(ValueError, match="refused"):
+            remote.check_unit(
+                {"name": "pkg", "digest": GOOD, "manifest": {**held, **entry}}, known=held
+            )
+
+
 def test_a_link_inside_a_zip_is_refused() -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
