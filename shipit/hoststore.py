@@ -21,7 +21,6 @@ import errno
 import logging
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -29,7 +28,6 @@ logger = logging.getLogger("distributed.shipit")
 
 _SHARED_MEMORY = "/dev/shm"
 _MIN_FREE_SHARED_MEMORY = 512 * 2**20  # below this (a container's 64 MB), use the disk
-_LEFTOVER_SECONDS = 3600.0  # a temporary file this old belongs to a process that died
 
 
 def _base(local_directory: str) -> str:
@@ -141,28 +139,24 @@ class HostStore:
         finally:
             os.close(fd)  # releases the lock
 
-    def add(self, digest: str, data: bytes) -> None:
-        """Store ``data``, already checked against ``digest``, unless it is stored."""
-        final = self.path(digest)
-        if os.path.exists(final):
-            return
-        tmp = os.path.join(self.directory, f".tmp-{uuid.uuid4().hex}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-        try:
-            with open(fd, "wb", closefd=True) as f:
-                f.write(data)
-            os.rename(tmp, final)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+    def adopt(self, digest: str, path: str) -> bool:
+        """Store the complete file at ``path``, already checked against ``digest``, by linking
+        it in; False where it cannot be linked (then nothing is shared)."""
+        return self._link(path, self.path(digest), exists_ok=True)
 
     def link(self, digest: str, dest: str) -> bool:
         """Hard-link a stored content to ``dest``; False if it is not stored or cannot link."""
+        return self._link(self.path(digest), dest)
+
+    @staticmethod
+    def _link(source: str, dest: str, exists_ok: bool = False) -> bool:
         try:
-            os.link(self.path(digest), dest)
+            os.link(source, dest)
         except FileNotFoundError:
             return False
+        except FileExistsError:
+            if not exists_ok:
+                raise
         except OSError as e:  # another file system, too many links, links not supported
             if e.errno not in (errno.EXDEV, errno.EMLINK, errno.EPERM, errno.ENOTSUP):
                 raise
@@ -176,18 +170,12 @@ class HostStore:
         with self.locked(wait) as mine:
             if not mine:
                 return 0
-            now = time.time()
             with contextlib.suppress(FileNotFoundError), os.scandir(self.directory) as entries:
                 for entry in entries:
                     try:
-                        st = entry.stat(follow_symlinks=False)
-                        if entry.name.startswith(".tmp-"):
-                            if now - st.st_mtime < _LEFTOVER_SECONDS:
-                                continue
-                        elif st.st_nlink > 1:
-                            continue
-                        os.unlink(entry.path)
-                        removed += 1
+                        if entry.stat(follow_symlinks=False).st_nlink == 1:
+                            os.unlink(entry.path)
+                            removed += 1
                     except FileNotFoundError:
                         continue
         return removed

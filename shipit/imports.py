@@ -97,6 +97,9 @@ def distributions_for(
     >>> distributions_for({"os", "yaml", "mylocal"})
     {'yaml': ['PyYAML']}
     """
+    wanted = {name for name in names if name not in sys.stdlib_module_names}
+    if not wanted:  # reading every installed distribution's file list takes a while
+        return {}
     if distributions is None:
         provided: dict[str, list[str]] = dict(packages_distributions())
     else:
@@ -106,6 +109,6 @@ def distributions_for(
                 provided.setdefault(name, []).append(dist.metadata["Name"])
     return {
         name: list(dict.fromkeys(provided[name]))  # one entry per distribution, sys.path order
-        for name in sorted(set(names))
-        if name in provided and name not in sys.stdlib_module_names
+        for name in sorted(wanted)
+        if name in provided
     }

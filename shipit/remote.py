@@ -272,22 +272,20 @@ class NodeStore:
         """Put a file's content at ``dest``: a link to the host store, else its own copy.
         Shipped files are never written in place, so links never see a change."""
         shared = self.shared
-        if shared is not None:
-            if shared.link(digest, dest):
-                return
-            data = blobs.get(digest)
-            if data is None:
-                with open(local[digest], "rb") as f:
-                    data = f.read()
-            shared.add(digest, data)
-            if shared.link(digest, dest):
-                return
-            logger.warning("shipit: cannot link from %s; each node keeps its own files", shared)
-            self.shared = None
+        if shared is not None and shared.link(digest, dest):
+            return
         data = blobs.get(digest)
+        if data is None and shared is not None:
+            with open(local[digest], "rb") as f:
+                data = f.read()
         if data is not None:
-            with open(dest, "wb") as f:
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            with open(fd, "wb") as f:
                 f.write(data)
+            # Only once whole does the file enter the store: a crash never leaves half a file.
+            if shared is not None and not shared.adopt(digest, dest):
+                logger.warning("shipit: cannot link into %s; each node keeps its own files", shared)
+                self.shared = None
             return
         try:
             os.link(local[digest], dest)
