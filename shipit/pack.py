@@ -188,12 +188,16 @@ class Packer:
         self._syntax_cache = syntax_cache or SyntaxCache()
 
     def pack(
-        self, units: Sequence[Unit], changed: Collection[Path] | None = None
+        self,
+        units: Sequence[Unit],
+        changed: Collection[Path] | None = None,
+        settled: Collection[Path] = (),
     ) -> tuple[list[Pack], list[SyntaxProblem]]:
         """Pack every unit that compiles; return the packs and the problems of the rest.
 
         ``changed``, when given, names every file that may have changed since the last pack
         (a watcher knows): the others keep their cached digest without even a stat.
+        ``settled`` names files known to be whole (a watcher saw them closed after writing).
 
         A file written in the last moment may be mid-write even though its status held
         still while it was read: such files are read again once they are ``_SETTLE_NS``
@@ -203,7 +207,7 @@ class Packer:
         for _ in range(5):
             self._fresh = {}
             result = self._pack_once(units, changed)
-            moved = _moved_since(self._fresh)
+            moved = _moved_since({p: v for p, v in self._fresh.items() if p not in settled})
             if not moved:
                 return result
             for path in moved:

@@ -208,7 +208,9 @@ class Watch:
             try:
                 # Paths the watcher named, matched against the walk's own: only then may the
                 # packer take every other file as unchanged.
-                packs, problems = self.packer.pack(units, changed if only_known_files else None)
+                packs, problems = self.packer.pack(
+                    units, changed if only_known_files else None, changed if batch.settled else ()
+                )
                 check_sizes(packs, self.config)  # too large: an error event, nothing sent
                 self._report_problems(problems)
                 if kind == "shipped" and self.shipper.is_current(packs, problems):

@@ -36,10 +36,12 @@ _Event = tuple[float, str, bool]  # when, path, still being written
 @dataclass(frozen=True)
 class Changes:
     """Paths that changed in one burst; empty on a quiet tick. ``first_event`` is a
-    ``time.perf_counter()`` reading taken when the burst's first event arrived."""
+    ``time.perf_counter()`` reading taken when the burst's first event arrived; ``settled``
+    says every file in it was closed after writing (or moved, or deleted): none is half-written."""
 
     paths: frozenset[str]
     first_event: float = 0.0
+    settled: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.paths)
@@ -143,4 +145,4 @@ class ChangeWatcher:
                 being_written.add(path)
             else:  # closed after writing, deleted or moved: this path is settled
                 being_written.discard(path)
-        return Changes(frozenset(paths), first)
+        return Changes(frozenset(paths), first, settled=not being_written)
