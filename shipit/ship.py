@@ -186,6 +186,9 @@ def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
+_BIG = 1_000_000  # bytes: below this, compressing or not makes no difference worth a look-up
+
+
 def _all_on_loopback(client: Client) -> bool:
     """True when the scheduler and every worker the client knows of listen on loopback."""
     info = client.scheduler_info(n_workers=-1)
@@ -274,8 +277,7 @@ class Shipper:
             assert self.remote is not None
             # A unit that does not compile keeps its last good version on the cluster.
             held_back = sorted({p.unit for p in problems if p.unit in self.remote})
-            local = _all_on_loopback(self.client)
-            units, payloads = self._message(packs, held_back, missing, local)
+            units, payloads = self._message(packs, held_back, missing)
             reply = self._call(
                 "shipit_push",
                 # The scheduler gives each worker `timeout`: wait longer, for its report.
@@ -341,12 +343,13 @@ class Shipper:
         )
 
     def _message(
-        self, packs: Sequence[Pack], held_back: Sequence[str], missing: set[str], local: bool
+        self, packs: Sequence[Pack], held_back: Sequence[str], missing: set[str]
     ) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
         """The project's full unit list, and a zip per unit of the files the cluster lacks,
-        compressed unless every node is on this host (``local``): compressing 20 MB costs
-        more time than sending it over loopback."""
+        compressed unless it is large and every node is on this host: compressing 20 MB
+        costs more time than sending it over loopback."""
         units, payloads = [], {}
+        local: bool | None = None  # asked of the scheduler once, and only for large payloads
         for pack in packs:
             entry = self._entry(pack)
             units.append(entry)
@@ -354,6 +357,8 @@ class Shipper:
             if "manifest" in entry:
                 wanted.update(self._unsent(pack))
             if wanted:
+                if local is None and sum(pack.file_sizes.get(r, 0) for r in wanted) > _BIG:
+                    local = _all_on_loopback(self.client)
                 payloads[pack.name] = pack.zip(wanted, compress=not local)
         units += [{"name": n, "digest": self.remote[n]["digest"]} for n in held_back]  # type: ignore[index]
         return units, payloads
