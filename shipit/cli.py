@@ -67,6 +67,12 @@ timeout_option = click.option(
     help="Seconds to wait for the scheduler to answer a connection.",
 )
 # Checked by the library, which says what is wrong in one line.
+workers_option = click.option(
+    "--workers",
+    "n_workers",
+    type=click.IntRange(min=1),
+    help="Workers of the local cluster started when no scheduler is given.",
+)
 path_argument = click.argument("path", type=click.Path(), default=".", required=False)
 
 
@@ -290,12 +296,7 @@ def _render_report(report: SyncReport) -> None:
 @path_argument
 @scheduler_option
 @timeout_option
-@click.option(
-    "--workers",
-    "n_workers",
-    type=click.IntRange(min=1),
-    help="Workers of the local cluster started when no scheduler is given.",
-)
+@workers_option
 @click.option(
     "--debounce",
     type=click.FloatRange(min=0.0),

@@ -11,7 +11,15 @@ import sys
 
 import click
 
-from .cli import _handles_errors, _Progress, _render_report, main, scheduler_option, timeout_option
+from .cli import (
+    _handles_errors,
+    _Progress,
+    _render_report,
+    main,
+    scheduler_option,
+    timeout_option,
+    workers_option,
+)
 from .doctor import doctor as run_doctor
 from .run import RunReport
 from .run import run as run_script
@@ -28,12 +36,7 @@ from .status import status as read_status
     show_default=True,
     help="The project to ship before the run.",
 )
-@click.option(
-    "--workers",
-    "n_workers",
-    type=click.IntRange(min=1),
-    help="Workers of the local cluster started when no scheduler is given.",
-)
+@workers_option
 @click.option(
     "--install/--no-install",
     default=True,

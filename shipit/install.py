@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from distributed import Client
 from packaging.utils import canonicalize_name
 
 from . import installer, parity, ship
+from .byvalue import by_value
 from .config import Config, load_config
 from .errors import ProbeTimeout, ShipitError
 from .report import EnvironmentInstall, InstallReport
@@ -43,7 +43,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 10.0  # seconds for the cluster to answer a probe
 DEFAULT_PIP_TIMEOUT = 600.0
 _ANSWER_MARGIN = 30.0  # beyond the pip timeout, for the node to report back
-_by_value_lock = threading.Lock()
 
 
 class InstallFailed(ShipitError):
@@ -184,7 +183,7 @@ class Installer:
                 return_exceptions=True,
             )
 
-        with _by_value_lock, parity._pickled_by_value(installer):
+        with by_value(installer):
             try:
                 workers, scheduler = self.client.sync(both, callback_timeout=self.timeout)
             except (asyncio.TimeoutError, TimeoutError):
@@ -207,7 +206,7 @@ class Installer:
 
         if jobs:
             logger.info("running pip in %d environment(s)", len(jobs))
-            with _by_value_lock, parity._pickled_by_value(installer):
+            with by_value(installer):
                 answers = self.client.sync(all_groups)
             for (g, _, wheels), answer in zip(jobs, answers, strict=True):
                 results[g.key] = _result(g, answer, wheels=sorted(wheels))

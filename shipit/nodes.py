@@ -8,17 +8,15 @@ holding up, or failing, the whole question.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-import cloudpickle
 from distributed import Client
 
+from .byvalue import by_value
 from .errors import ConnectionFailed, ProbeTimeout
-from .parity import _by_value_lock
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ def ask(
             )
         return await asyncio.gather(*calls, return_exceptions=True)
 
-    with _by_value_lock, _pickled_by_value(module):
+    with by_value(module):
         try:
             answers = client.sync(everyone, callback_timeout=timeout + 5)
         except (asyncio.TimeoutError, TimeoutError):
@@ -92,16 +90,3 @@ def _why(error: BaseException, timeout: float) -> str:
         return f"no answer within {timeout:g} s"
     text = (str(error).strip().splitlines() or [""])[0]
     return f"{type(error).__name__}: {text}".rstrip(": ")
-
-
-@contextlib.contextmanager
-def _pickled_by_value(module: ModuleType) -> Iterator[None]:
-    """Nodes without shipit run the function: send its module's code along with it."""
-    registered = module.__name__ in cloudpickle.list_registry_pickle_by_value()
-    if not registered:
-        cloudpickle.register_pickle_by_value(module)
-    try:
-        yield
-    finally:
-        if not registered:
-            cloudpickle.unregister_pickle_by_value(module)

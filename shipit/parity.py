@@ -10,19 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import cloudpickle
 from distributed import Client
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from . import nodeinfo, ship
+from .byvalue import by_value
 from .config import Config, load_config
 from .discover import Project, Unit
 from .errors import ConfigError, ConnectionFailed, ProbeTimeout, VersionMismatch
@@ -36,7 +35,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 10.0
 # Client-side tools: the nodes never import them.
 _CLIENT_ONLY = frozenset({"shipit"})
-_by_value_lock = threading.Lock()
 _after_sync: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
@@ -171,7 +169,7 @@ def _probe_cluster(
             return_exceptions=True,
         )
 
-    with _by_value_lock, _pickled_by_value(nodeinfo):
+    with by_value(nodeinfo):
         try:
             scheduler, workers = client.sync(both, callback_timeout=timeout)
         except (asyncio.TimeoutError, TimeoutError):
@@ -188,16 +186,3 @@ def _facts(answer: Any) -> Facts:
     if isinstance(answer, BaseException):
         return {"error": f"{type(answer).__name__}: {answer}"}
     return dict(answer)
-
-
-@contextlib.contextmanager
-def _pickled_by_value(module: Any) -> Iterator[None]:
-    """Nodes without shipit run the probe: send its module's code along with it."""
-    registered = module.__name__ in cloudpickle.list_registry_pickle_by_value()
-    if not registered:
-        cloudpickle.register_pickle_by_value(module)
-    try:
-        yield
-    finally:
-        if not registered:
-            cloudpickle.unregister_pickle_by_value(module)

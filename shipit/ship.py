@@ -28,6 +28,7 @@ from distributed.comm import connect as comm_connect
 from distributed.comm.registry import backends
 
 from . import hoststore, parity, remote
+from .byvalue import by_value
 from .config import Config, load_config
 from .discover import Project, Unit
 from .errors import (
@@ -202,13 +203,8 @@ def project_id(root: Path) -> str:
 
 
 def _dumps_by_value(plugin: object) -> bytes:
-    for module in _AGENT_MODULES:
-        cloudpickle.register_pickle_by_value(module)
-    try:
+    with by_value(*_AGENT_MODULES):
         return cloudpickle.dumps(plugin)
-    finally:
-        for module in _AGENT_MODULES:
-            cloudpickle.unregister_pickle_by_value(module)
 
 
 class Shipper:
