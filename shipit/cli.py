@@ -20,6 +20,7 @@ from . import parity, ship
 from .cli_progress import Progress as _Progress
 from .errors import ShipitError
 from .report import InstallReport, SyncReport
+from .text import size_text
 from .watch import Watch, WatchEvent
 from .wheels import code_only
 
@@ -27,11 +28,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _size(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000  # type: ignore[assignment]
-    raise AssertionError
+    return size_text(n, binary=False)
 
 
 def _fail(error: ShipitError) -> None:

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .text import size_text
+
 if TYPE_CHECKING:
     from .report import ParityReport
 
@@ -91,15 +93,6 @@ def shown_path(path: str) -> str:
     if path.startswith(cwd + os.sep):
         path = path[len(cwd) + 1 :]
     return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-def size_text(n: int) -> str:
-    """Bytes in binary units, as the size keys take them: 1536 -> "1.5 KiB"."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} B" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    raise AssertionError
 
 
 class NoSchedulerError(UsageError):

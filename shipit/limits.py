@@ -8,12 +8,12 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 
 from .config import Config
-from .errors import TooLarge, size_text
+from .errors import TooLarge
 from .pack import Pack
+from .text import size_text
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +60,4 @@ def check_sizes(packs: Sequence[Pack], config: Config) -> None:
 
 
 def _file_sizes(pack: Pack) -> list[tuple[str, int]]:
-    if pack.file_sizes:
-        return list(pack.file_sizes.items())
-    sizes = []
-    for rel in pack.files:
-        try:
-            sizes.append((rel, os.stat(pack.root / rel).st_size))
-        except FileNotFoundError:
-            continue
-    return sizes
+    return list(pack.file_sizes.items())

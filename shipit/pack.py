@@ -19,7 +19,7 @@ import warnings
 import zipfile
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .discover import Unit
@@ -59,7 +59,7 @@ class Pack:
 
     ``manifest`` maps each file's path (relative to ``root``) to the sha256 of its bytes;
     ``digest`` names the whole unit and is what nodes confirm; ``file_sizes`` maps each
-    path to its size in bytes, ``size`` is their sum.
+    path to its size in bytes.
     """
 
     name: str
@@ -67,8 +67,11 @@ class Pack:
     origin: str
     digest: str
     manifest: Mapping[str, str]
-    size: int
-    file_sizes: Mapping[str, int] = field(default_factory=dict)
+    file_sizes: Mapping[str, int]
+
+    @property
+    def size(self) -> int:
+        return sum(self.file_sizes.values())
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -256,7 +259,6 @@ class Packer:
                     origin=unit.origin,
                     digest=unit_digest(unit.name, manifest),
                     manifest=manifest,
-                    size=sum(sizes[unit.name].values()),
                     file_sizes=sizes[unit.name],
                 )
             )

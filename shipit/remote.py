@@ -31,6 +31,7 @@ import tempfile
 import time
 import uuid
 import zipfile
+from collections.abc import Iterator
 from typing import Any
 
 from distributed.diagnostics.plugin import SchedulerPlugin, WorkerPlugin
@@ -124,11 +125,14 @@ class Payloads:
     def __contains__(self, digest: object) -> bool:
         return digest in self._members
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._members)
+
     def get(self, digest: str) -> bytes | None:
-        found = self._members.get(digest)
-        if found is None:
-            return None
-        zf, member = found
+        return self.read(digest) if digest in self._members else None
+
+    def read(self, digest: str) -> bytes:
+        zf, member = self._members[digest]
         content = zf.read(member)
         if hashlib.sha256(content).hexdigest() != digest:
             raise ValueError(f"{member}: content does not match its manifest entry")
@@ -136,23 +140,13 @@ class Payloads:
 
 
 def _unzip(data: bytes, manifest: dict[str, str]) -> dict[str, bytes]:
-    """File bytes by digest from a pushed zip, each checked against the manifest.
+    """Every file's bytes by digest from a pushed zip, each checked against the manifest.
 
     Only the bytes are kept; what the files are called comes from the checked manifest,
     so no name in the zip is ever written. A link entry is refused all the same.
     """
-    blobs = {}
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        for info in zf.infolist():
-            name = info.filename
-            if (info.external_attr >> 16) & 0o170000 == _LINK_MODE:
-                raise ValueError(f"refused: {name!r} is a link")
-            content = zf.read(info)
-            digest = hashlib.sha256(content).hexdigest()
-            if manifest.get(name) != digest:
-                raise ValueError(f"{name}: content does not match its manifest entry")
-            blobs[digest] = content
-    return blobs
+    payload = Payloads({"": data}, {"": manifest})
+    return {digest: payload.read(digest) for digest in payload}
 
 
 def _manifest_of(units: dict[str, dict[str, Any]], unit: Any) -> Any:

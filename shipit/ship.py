@@ -379,7 +379,7 @@ class Plan:
     config: Config
     packs: tuple[Pack, ...]
     problems: tuple[SyntaxProblem, ...]
-    units: tuple[Unit, ...] = ()
+    units: tuple[Unit, ...]
 
 
 def plan(path: str | Path = ".", packer: Packer | None = None) -> Plan:
