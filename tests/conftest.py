@@ -50,6 +50,31 @@ def dist_project(folder: Path, name: str, version: str, init: str | None = None)
     return folder
 
 
+def on_a_terminal(args: list[str], cwd: Path | None = None) -> tuple[int, bytes, bytes]:
+    """Run ``python -m shipit *args`` with stderr on a real pseudo-terminal and stdout in a
+    pipe; return the exit code, stdout, and everything the terminal showed."""
+    import contextlib
+    import pty
+
+    controller, terminal = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
+    with os.fdopen(controller, "rb", buffering=0) as screen:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shipit", *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            env=env,
+        )
+        os.close(terminal)
+        out, _ = proc.communicate(timeout=60)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once the process closed its end
+            while chunk := screen.read(4096):
+                shown += chunk
+    return proc.returncode, out, shown
+
+
 @dataclass
 class Project:
     """A user's project folder: one package named ``name`` (unique per test) and a module."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -14,7 +13,7 @@ import pytest
 
 from shipit import plan
 
-from .conftest import Cluster, Project
+from .conftest import Cluster, Project, on_a_terminal
 
 
 def shipit(
@@ -173,25 +172,9 @@ def test_a_node_that_fails_is_named_and_keeps_its_code(
 def test_sync_on_a_terminal_shows_each_step_then_erases_it(
     local_cluster: Cluster, project: Project
 ) -> None:
-    import pty
-
-    controller, terminal = pty.openpty()
     address = local_cluster.scheduler_address
-    env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
-    with os.fdopen(controller, "rb", buffering=0) as screen:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "shipit", "sync", str(project.root), "--scheduler", address],
-            stdout=subprocess.PIPE,
-            stderr=terminal,
-            env=env,
-        )
-        os.close(terminal)
-        out, _ = proc.communicate(timeout=60)
-        shown = b""
-        with contextlib.suppress(OSError):  # EIO once the process closed its end
-            while chunk := screen.read(4096):
-                shown += chunk
-    assert proc.returncode == 0
+    code, out, shown = on_a_terminal(["sync", str(project.root), "--scheduler", address])
+    assert code == 0
     assert b"shipping 2 unit(s), 4 files, to every node..." in shown
     assert shown.endswith(b"\r\x1b[K")  # the status line is gone; the report stays on stdout
     assert b"synced 1 unit(s)" not in shown and b"synced 2 unit(s)" in out

@@ -14,7 +14,7 @@ from distributed import Client, LocalCluster
 
 from shipit.run import run_process
 
-from .conftest import Project
+from .conftest import Project, on_a_terminal
 from .test_cli import shipit
 
 SCRIPT = """
@@ -168,27 +168,9 @@ def test_run_from_python_returns_the_report(address: str, project: Project) -> N
 def test_on_a_terminal_run_shows_its_steps_then_leaves_the_terminal_to_the_script(
     address: str, project: Project
 ) -> None:
-    import contextlib
-    import pty
-
     project.write("script.py", "import sys\nprint('script says hi', file=sys.stderr)\n")
-    controller, terminal = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
-    with os.fdopen(controller, "rb", buffering=0) as screen:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "shipit", "run", "--scheduler", address, "script.py"],
-            cwd=project.root,
-            stdout=subprocess.PIPE,
-            stderr=terminal,
-            env=env,
-        )
-        os.close(terminal)
-        proc.communicate(timeout=60)
-        shown = b""
-        with contextlib.suppress(OSError):  # EIO once the process closed its end
-            while chunk := screen.read(4096):
-                shown += chunk
-    assert proc.returncode == 0
+    code, _, shown = on_a_terminal(["run", "--scheduler", address, "script.py"], project.root)
+    assert code == 0
     assert b"shipping 3 unit(s), 5 files, to every node..." in shown
     assert b"checking versions on every node..." in shown
     before, _, after = shown.partition(b"ready ")
