@@ -16,7 +16,8 @@ from typing import Any, Literal
 import distributed
 from distributed import Client
 
-from . import nodecheck, ship
+from . import ship
+from .node import checks as nodecheck
 from .nodes import Answers, ask
 from .text import aligned
 

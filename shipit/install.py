@@ -21,10 +21,11 @@ from typing import Any
 from distributed import Client
 from packaging.utils import canonicalize_name
 
-from . import installer, parity, ship
+from . import parity, ship
 from .byvalue import by_value
 from .config import Config, load_config
 from .errors import ProbeTimeout, ShipitError
+from .node import pip as installer
 from .report import EnvironmentInstall, InstallReport
 from .requirements import SCHEDULER, Group, PipOptions, group, needs
 from .restarts import needed, only_restarts, restart_stale

@@ -20,12 +20,13 @@ from distributed import Client
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from . import nodeinfo, ship
+from . import ship
 from .byvalue import by_value
 from .config import Config, load_config
 from .discover import Project, Unit
 from .errors import ConfigError, ConnectionFailed, ProbeTimeout, VersionMismatch
 from .imports import distributions_for, imported_names
+from .node import probe as nodeinfo
 from .pack import file_digest, unit_digest
 from .report import ParityReport
 from .versions import DASK_OPTIONAL, DASK_STACK, Facts, compare

@@ -27,7 +27,7 @@ from distributed.comm import CommClosedError, parse_address, parse_host_port
 from distributed.comm import connect as comm_connect
 from distributed.comm.registry import backends
 
-from . import hoststore, parity, remote
+from . import parity
 from .byvalue import by_value
 from .config import Config, load_config
 from .discover import Project, Unit
@@ -45,6 +45,8 @@ from .errors import (
 from .install import InstallFailed
 from .install import install as install_missing
 from .limits import check_sizes
+from .node import hoststore
+from .node import store as remote
 from .pack import Pack, Packer, StaleFile
 from .report import NodeResult, SyncReport, UnitResult
 from .requirements import PipOptions

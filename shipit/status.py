@@ -15,10 +15,12 @@ from typing import Any, Literal
 
 from distributed import Client
 
-from . import nodecheck, nodeinfo, ship
+from . import ship
 from .config import load_config
 from .discover import Project
 from .errors import ShipitError
+from .node import checks as nodecheck
+from .node import probe as nodeinfo
 from .nodes import ask
 from .pack import file_digest, unit_digest
 from .text import aligned

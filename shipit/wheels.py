@@ -30,7 +30,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from .config import Config, read_pyproject
 from .discover import Project
 from .errors import ConfigError, ShipitError, SyntaxProblem
-from .installer import pip_error
+from .node.pip import pip_error
 from .requirements import PipOptions
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ import pytest
 from distributed import Client
 
 import shipit
-from shipit import installer
+from shipit.node import pip as installer
 
 from .conftest import ProcessCluster, Project, dist_project
 

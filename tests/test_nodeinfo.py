@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from shipit import nodeinfo
+from shipit.node import probe as nodeinfo
 from shipit.versions import compare
 
 

@@ -23,9 +23,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shipit import remote
 from shipit.config import load_config
 from shipit.discover import Project
+from shipit.node import store as remote
 from shipit.pack import Pack, Packer
 
 # Importable names, some outside ASCII (NFC, as a filesystem hands them back).

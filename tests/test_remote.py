@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import shipit
-from shipit import remote
+from shipit.node import store as remote
 
 from .conftest import Cluster, Project
 

@@ -1,0 +1,1 @@
+"""What runs on the scheduler and the workers."""
