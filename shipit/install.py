@@ -22,7 +22,7 @@ from distributed import Client
 from packaging.utils import canonicalize_name
 
 from . import parity, ship
-from .byvalue import by_value
+from .agent import on_node
 from .config import Config, load_config
 from .errors import ProbeTimeout, ShipitError
 from .node import pip as installer
@@ -179,16 +179,16 @@ class Installer:
 
         async def both() -> Any:
             return await asyncio.gather(
-                self.client.run(installer.environment, on_error="return", asynchronous=True),
-                self.client.run_on_scheduler(installer.environment, asynchronous=True),
+                self.client.run(environment, on_error="return", asynchronous=True),
+                self.client.run_on_scheduler(environment, asynchronous=True),
                 return_exceptions=True,
             )
 
-        with by_value(installer):
-            try:
-                workers, scheduler = self.client.sync(both, callback_timeout=self.timeout)
-            except (asyncio.TimeoutError, TimeoutError):
-                raise ProbeTimeout(self.timeout) from None
+        environment = on_node(installer.environment)
+        try:
+            workers, scheduler = self.client.sync(both, callback_timeout=self.timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise ProbeTimeout(self.timeout) from None
         answers = dict(workers) if isinstance(workers, dict) else {}
         answers[SCHEDULER] = scheduler
         return {node: env for node, env in answers.items() if isinstance(env, dict)}
@@ -207,8 +207,7 @@ class Installer:
 
         if jobs:
             logger.info("running pip in %d environment(s)", len(jobs))
-            with by_value(installer):
-                answers = self.client.sync(all_groups)
+            answers = self.client.sync(all_groups)
             for (g, _, wheels), answer in zip(jobs, answers, strict=True):
                 results[g.key] = _result(g, answer, wheels=sorted(wheels))
         return [results[g.key] for g in groups]
@@ -236,12 +235,13 @@ class Installer:
 
     async def _run_one(self, g: Group, options: list[str], wheels: dict[str, bytes]) -> Any:
         args = (list(g.requirements), options, wheels, self.pip_timeout)
+        pip_install = on_node(installer.pip_install)
         try:
             if g.ran_on == SCHEDULER:
-                call = self.client.run_on_scheduler(installer.pip_install, *args, asynchronous=True)
+                call = self.client.run_on_scheduler(pip_install, *args, asynchronous=True)
             else:
                 call = self.client.run(
-                    installer.pip_install, *args, workers=[g.ran_on], on_error="return",
+                    pip_install, *args, workers=[g.ran_on], on_error="return",
                     asynchronous=True,
                 )  # fmt: skip
             answer = await asyncio.wait_for(call, self.pip_timeout + _ANSWER_MARGIN)

@@ -15,7 +15,7 @@ from typing import Any
 
 from distributed import Client
 
-from .byvalue import by_value
+from .agent import on_node
 from .errors import ConnectionFailed, ProbeTimeout
 
 
@@ -38,8 +38,9 @@ def ask(
     per_worker: Callable[[str], tuple[Any, ...]] | None = None,
     workers: list[str] | None = None,
 ) -> Answers:
-    """Call ``func`` (defined in the stdlib-only ``module``) everywhere; ``per_worker`` gives a
-    worker's own arguments instead of ``args``; ``workers`` limits the question to those.
+    """Call ``func`` (a function of ``module``, in ``shipit.node``) everywhere, sent as
+    source; ``per_worker`` gives a worker's own arguments instead of ``args``; ``workers``
+    limits the question to those.
 
     >>> ask(client, nodecheck, nodecheck.describe, timeout=5).workers
     {'tcp://127.0.0.1:40331': {'python': '3.11.7', ...}}
@@ -64,11 +65,11 @@ def ask(
             )
         return await asyncio.gather(*calls, return_exceptions=True)
 
-    with by_value(module):
-        try:
-            answers = client.sync(everyone, callback_timeout=timeout + 5)
-        except (asyncio.TimeoutError, TimeoutError):
-            raise ProbeTimeout(timeout) from None
+    func = on_node(func)
+    try:
+        answers = client.sync(everyone, callback_timeout=timeout + 5)
+    except (asyncio.TimeoutError, TimeoutError):
+        raise ProbeTimeout(timeout) from None
     errors: dict[str, str] = {}
     results: dict[str, Any] = {}
     for address, answer in zip(workers, answers, strict=False):

@@ -21,7 +21,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from . import ship
-from .byvalue import by_value
+from .agent import on_node
 from .config import Config, load_config
 from .discover import Project, Unit
 from .errors import ConfigError, ConnectionFailed, ProbeTimeout, VersionMismatch
@@ -163,18 +163,19 @@ def _probe_cluster(
 ) -> tuple[Facts, dict[str, Facts]]:
     """Run the probe on the scheduler and every worker at once; failures become data."""
 
+    probe = on_node(nodeinfo.probe)
+
     async def both() -> Any:
         return await asyncio.gather(
-            client.run_on_scheduler(nodeinfo.probe, names, asynchronous=True),
-            client.run(nodeinfo.probe, names, on_error="return", asynchronous=True),
+            client.run_on_scheduler(probe, names, asynchronous=True),
+            client.run(probe, names, on_error="return", asynchronous=True),
             return_exceptions=True,
         )
 
-    with by_value(nodeinfo):
-        try:
-            scheduler, workers = client.sync(both, callback_timeout=timeout)
-        except (asyncio.TimeoutError, TimeoutError):
-            raise ProbeTimeout(timeout) from None
+    try:
+        scheduler, workers = client.sync(both, callback_timeout=timeout)
+    except (asyncio.TimeoutError, TimeoutError):
+        raise ProbeTimeout(timeout) from None
     if isinstance(workers, OSError):  # the scheduler went away mid-check
         address = str(getattr(client.scheduler, "address", "?"))
         raise ConnectionFailed(address, f"{type(workers).__name__}: {workers}", timeout)

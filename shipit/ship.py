@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import os
 import socket
@@ -20,15 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cloudpickle
 import dask.config
 from distributed import Client, Security
 from distributed.comm import CommClosedError, parse_address, parse_host_port
 from distributed.comm import connect as comm_connect
 from distributed.comm.registry import backends
 
-from . import parity
-from .byvalue import by_value
+from . import agent, parity
 from .config import Config, load_config
 from .discover import Project, Unit
 from .errors import (
@@ -45,8 +42,7 @@ from .errors import (
 from .install import InstallFailed
 from .install import install as install_missing
 from .limits import check_sizes
-from .node import hoststore
-from .node import store as remote
+from .node import plugins, protocol
 from .pack import Pack, Packer, StaleFile
 from .report import NodeResult, SyncReport, UnitResult
 from .requirements import PipOptions
@@ -56,24 +52,14 @@ from .wheels import code_only
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
-# Set once this process ships code; nodes living in it (an in-process scheduler) read it.
-CLIENT_PROCESS = False
-# False in the shipit command's own process, where no user code runs (see no_user_code_here).
-_USER_CODE_HERE = True
-# What runs on nodes, pickled by value. The agent's version is its source: a change to
-# these modules re-registers the plugins.
-_AGENT_MODULES = (remote, hoststore)
-AGENT = hashlib.sha256(
-    b"".join(Path(m.__file__ or "").read_bytes() for m in _AGENT_MODULES)
-).hexdigest()[:16]
+AGENT = agent.AGENT
 
 
 def no_user_code_here() -> None:
     """Declare that this process runs none of the user's code (the shipit command): a node
-    living in it (the scheduler of an embedded cluster) then loads shipped code like any
+    living in it (the scheduler of an embedded cluster) then switches its modules like any
     other node, for the user's script in another process to use."""
-    global _USER_CODE_HERE
-    _USER_CODE_HERE = False
+    dask.config.set({"shipit.switch-modules": True})
 
 
 def scheduler_address(given: str | None = None) -> str:
@@ -204,17 +190,10 @@ def project_id(root: Path) -> str:
     return f"{socket.gethostname()}:{root}"
 
 
-def _dumps_by_value(plugin: object) -> bytes:
-    with by_value(*_AGENT_MODULES):
-        return cloudpickle.dumps(plugin)
-
-
 class Shipper:
     """Ships packs of one project into one cluster, remembering what the cluster holds."""
 
-    def __init__(self, client: Client, root: Path, timeout: float = remote.APPLY_TIMEOUT) -> None:
-        global CLIENT_PROCESS
-        CLIENT_PROCESS = _USER_CODE_HERE
+    def __init__(self, client: Client, root: Path, timeout: float = protocol.APPLY_TIMEOUT) -> None:
         self.client = client
         warn_if_in_the_clear(client.scheduler.address)
         self.project = project_id(root)
@@ -222,6 +201,7 @@ class Shipper:
         # What the scheduler holds (name -> digest, manifest); None until asked.
         self.remote: dict[str, dict[str, Any]] | None = None
         self.own: set[str] = set()  # the names the cluster holds for this project
+        self.epoch: str | None = None  # the scheduler's, new only with a new scheduler
 
     def _call(self, op: str, wait: float | None = None, **kwargs: Any) -> Any:
         async def call() -> Any:
@@ -231,20 +211,27 @@ class Shipper:
 
         return self.client.sync(call)
 
+    def agent_state(self) -> dict[str, Any] | None:
+        """What the scheduler's agent holds, or None where there is no agent yet."""
+        state = self._call("shipit_state")
+        return state if isinstance(state, dict) else None
+
     def install_agent(self) -> None:
-        """Register shipit's two plugins once; again only when remote.py itself changed."""
-        if self._call("get_metadata", keys=["shipit-agent"], default=None) != AGENT:
+        """Register shipit's two plugins where the scheduler runs no agent or another
+        version of it. The state the cluster holds (every project's units) carries over."""
+        state = self.agent_state()
+        if state is None or state.get("agent") != AGENT:
             logger.info("installing the shipit agent %s on the cluster", AGENT)
             self._call(
                 "register_scheduler_plugin",
-                plugin=_dumps_by_value(remote.ShipitSchedulerPlugin(AGENT)),
-                name=remote.PLUGIN_NAME,
+                plugin=agent.plugin(plugins.ShipitSchedulerPlugin, AGENT),
+                name=protocol.PLUGIN_NAME,
                 idempotent=False,
             )
             replies = self._call(
                 "register_worker_plugin",
-                plugin=_dumps_by_value(remote.ShipitWorkerPlugin(AGENT)),
-                name=remote.PLUGIN_NAME,
+                plugin=agent.plugin(plugins.ShipitWorkerPlugin, AGENT),
+                name=protocol.PLUGIN_NAME,
                 idempotent=False,
             )
             for address, reply in replies.items():
@@ -252,7 +239,9 @@ class Shipper:
                     logger.warning(
                         "the shipit agent failed on %s: %s", address, reply.get("exception")
                     )
-        state = self._call("shipit_state")
+            state = self.agent_state()
+            assert state is not None
+        self.epoch = state["epoch"]
         self.remote = {name: dict(u) for name, u in state["units"].items()}
         self.own = {name for name, u in state["units"].items() if u["project"] == self.project}
 
@@ -284,6 +273,7 @@ class Shipper:
                 units=units,
                 payloads=payloads,
                 timeout=self.timeout,
+                python=protocol.this_python(),
             )
             if reply is None:  # a scheduler that has never seen shipit (it restarted)
                 self.install_agent()

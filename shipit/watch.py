@@ -305,11 +305,12 @@ class Watch:
     def _look_after_connection(self) -> None:
         """On a quiet tick: is the scheduler still there, and does it still run our agent?"""
         try:
-            agent = self.shipper._call("get_metadata", keys=["shipit-agent"], default=None)
+            state = self.shipper.agent_state()
         except (OSError, TimeoutError) as e:
             self._reconnect(str(e))
             return
-        if agent != AGENT:  # a new scheduler: give it everything
+        if state is None or (state["agent"], state["epoch"]) != (AGENT, self.shipper.epoch):
+            # A new scheduler, or another agent: give it everything.
             self.shipper.remote = None
             self._ship(Changes(frozenset()), kind="ready")
         elif self._unsettled:

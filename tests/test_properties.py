@@ -25,7 +25,9 @@ from hypothesis import strategies as st
 
 from shipit.config import load_config
 from shipit.discover import Project
-from shipit.node import store as remote
+from shipit.node.hoststore import HostStore
+from shipit.node.protocol import unzip
+from shipit.node.store import NodeStore
 from shipit.pack import Pack, Packer
 
 # Importable names, some outside ASCII (NFC, as a filesystem hands them back).
@@ -106,7 +108,7 @@ def _folder() -> Iterator[Path]:
         yield Path(tmp).resolve()
 
 
-def _unpacked(store: remote.NodeStore, name: str) -> dict[str, bytes]:
+def _unpacked(store: NodeStore, name: str) -> dict[str, bytes]:
     """Every file of a unit's live folder on the node, bytecode aside."""
     top = Path(store.units[name]["path"])
     return {
@@ -116,19 +118,19 @@ def _unpacked(store: remote.NodeStore, name: str) -> dict[str, bytes]:
     }
 
 
-def _apply(store: remote.NodeStore, generation: int, packs: list[Pack]) -> None:
+def _apply(store: NodeStore, generation: int, packs: list[Pack]) -> None:
     """Ship ``packs`` to the node as a push would: each unit's zip, checked and applied."""
     blobs: dict[str, bytes] = {}
     changed = []
     for pack in packs:
-        blobs.update(remote._unzip(pack.zip(), dict(pack.manifest)))
+        blobs.update(unzip(pack.zip(), dict(pack.manifest)))
         changed.append({"name": pack.name, "digest": pack.digest, "manifest": dict(pack.manifest)})
     removed = [n for n in store.units if n not in {p.name for p in packs}]
     saved = list(sys.path)
     try:
-        asyncio.run(store.apply(generation, changed, removed, blobs))
+        asyncio.run(store.apply("epoch", generation, changed, removed, blobs))  # type: ignore[arg-type]
     finally:
-        sys.path[:] = saved  # the store put its folders first on sys.path: not ours to keep
+        sys.path[:] = saved  # the store put its folders on sys.path: not ours to keep
 
 
 slow = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -174,7 +176,7 @@ def test_unpacking_on_a_node_reproduces_exactly_the_chosen_files(
     before: dict[str, bytes], after: dict[str, bytes]
 ) -> None:
     with _folder() as project, _folder() as node:
-        store = remote.NodeStore(str(node))
+        store = NodeStore(HostStore.private(str(node)))
         # A first version, then the project replaced by another tree: the second push is
         # staged as a patch of the first (changed files moved in, vanished ones deleted).
         for generation, tree in enumerate((before, after), start=1):

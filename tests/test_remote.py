@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import shipit
-from shipit.node import store as remote
+from shipit.node import protocol as remote
 
 from .conftest import Cluster, Project
 
@@ -61,7 +61,7 @@ def test_a_link_inside_a_zip_is_refused() -> None:
         info.external_attr = 0o120777 << 16
         zf.writestr(info, b"X = 1\n")
     with pytest.raises(ValueError, match="is a link"):
-        remote._unzip(buffer.getvalue(), {"pkg/x.py": GOOD})
+        remote.unzip(buffer.getvalue(), {"pkg/x.py": GOOD})
 
 
 def _hostile(target: str) -> tuple[dict[str, Any], bytes]:
@@ -93,8 +93,9 @@ def test_a_hostile_push_writes_nothing_anywhere(local_cluster: Cluster, project:
 
     async def apply() -> Any:
         return await client.rpc(worker).shipit_apply(
-            generation=10**6, base=0, changed=[unit], removed=[], payloads={"evil": payload}
-        )
+            epoch="x", generation=10**6, base=0, changed=[unit], removed=[],
+            payloads={"evil": payload},
+        )  # fmt: skip
 
     reply = client.sync(apply)
     assert "refused: unsafe path" in reply[remote.ERROR_KEY]

@@ -1,17 +1,24 @@
-"""Where nodes keep shipped files: one store per user and host, shared by its nodes.
+"""Where nodes keep shipped files: one store per user and host, shared by the nodes there.
 
-Runs on nodes, next to ``shipit.remote``: the standard library and Dask only, pickled by value.
+    <home>/files/<sha256>               each content once, read-only
+    <home>/versions/<unit>-<digest16>/  a version of a unit: whole, verified, never changed
+    <home>/nodes/<role>-<pid>-<id>/     one node's pins: an empty file per version it uses
+    <home>/nodes/<role>-<pid>-<id>.lock held (flock) by that node while it lives
+
+A version folder is built under a temporary name, each file linked from ``files/`` (or, where
+links fail, written whole from bytes checked against the manifest), and gets its final name
+only when complete. So a folder with a version's name holds exactly that version, for every
+node of the host: the first node that needs it builds it, the others use it as it is.
 
 Four workers on one machine need the same 2,000 files. Creating a file costs far more than
-linking one (an inode, not only a name: 2,000 creations took 1 to 2 s on a busy virtual disk
-here, 30 ms in shared memory), so the first node to need a content writes it into the store
-once, under a lock held across processes, and every node's version folders hard-link it. A
-content that no folder links any more has one link left, and is deleted.
+linking one (2,000 creations took 1 to 2 s on a busy virtual disk here, 30 ms in shared
+memory), so shared memory (``/dev/shm``) is used when it has room, else the disk beside
+Dask's scratch space, or ``dask.config`` ``shipit.directory`` (``DASK_SHIPIT__DIRECTORY``).
 
-The store lives in ``dask.config`` ``shipit.directory`` if set (``DASK_SHIPIT__DIRECTORY``),
-else in shared memory (``/dev/shm``) when it has room, else beside Dask's scratch space. Shipped
-files are a copy of the client's, deleted when their node closes; a node that died leaves
-its folder behind, and the next node to start on the host deletes it.
+A version stays while a live node pins it; a content stays while a version links it. A node
+that died leaves its pins behind with its lock released: the next node to start, or to
+collect, deletes them. Where the store cannot be shared (Windows, a folder others can write
+to), each node keeps a private one of the same shape.
 """
 
 from __future__ import annotations
@@ -21,13 +28,18 @@ import errno
 import logging
 import os
 import shutil
+import stat
+import sys
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 logger = logging.getLogger("distributed.shipit")
 
 _SHARED_MEMORY = "/dev/shm"
 _MIN_FREE_SHARED_MEMORY = 512 * 2**20  # below this (a container's 64 MB), use the disk
+_READ_ONLY = 0o444
 
 
 def _base(local_directory: str) -> str:
@@ -36,7 +48,7 @@ def _base(local_directory: str) -> str:
     configured = dask.config.get("shipit.directory", None)
     if configured:
         return os.path.expanduser(str(configured))
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, AttributeError):
         st = os.statvfs(_SHARED_MEMORY)
         if os.access(_SHARED_MEMORY, os.W_OK) and st.f_bavail * st.f_frsize >= (
             _MIN_FREE_SHARED_MEMORY
@@ -45,25 +57,72 @@ def _base(local_directory: str) -> str:
     return os.path.dirname(os.path.abspath(local_directory))
 
 
+def version_name(name: str, digest: str) -> str:
+    return f"{name}-{digest[:16]}"
+
+
+def remove_tree(path: str) -> None:
+    """Delete a folder whose files may be read-only (Windows refuses to delete those)."""
+
+    def writable(func: Any, target: str, *_: Any) -> None:
+        with contextlib.suppress(OSError):
+            os.chmod(target, stat.S_IWRITE | stat.S_IREAD)
+            func(target)
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=writable)
+    else:
+        shutil.rmtree(path, onerror=writable)
+    if os.path.lexists(path):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class NodeFolder:
+    """One node's pins, and the lock that says the node is alive."""
+
+    def __init__(self, path: str, lock_fd: int | None) -> None:
+        self.path = path
+        self.lock_fd = lock_fd
+
+    def pin(self, version: str) -> None:
+        fd = os.open(os.path.join(self.path, version), os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
+
+    def unpin(self, version: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.path, version))
+
+    def pins(self) -> set[str]:
+        try:
+            return set(os.listdir(self.path))
+        except FileNotFoundError:
+            return set()
+
+
 class HostStore:
-    """A private folder: ``files/`` holds read-only contents named by the sha256 of their
-    bytes; each node's version folders sit beside it, each node holding a lock on its own.
+    """The store of one host (``shared``) or of one node. Contents in ``files/`` are named by
+    the sha256 of their bytes and trusted to match it, so a shared store must be this user's
+    and closed to everyone else; where it is not, nothing is shared."""
 
-    A content found here is trusted to match its name, so the folder must be this user's
-    and closed to everyone else; where it is not, nothing is shared.
-    """
-
-    def __init__(self, home: str) -> None:
+    def __init__(self, home: str, shared: bool) -> None:
         self.home = home
-        self.directory = os.path.join(home, "files")
+        self.shared = shared
+        self.files = os.path.join(home, "files")
+        self.versions = os.path.join(home, "versions")
+        self.nodes = os.path.join(home, "nodes")
+        self.links = True  # False once the file system refused a hard link
+        self._thread_lock = threading.Lock()
+        for folder in (self.files, self.versions, self.nodes):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(folder, 0o700)
 
     def __repr__(self) -> str:
-        return f"HostStore({self.home!r})"
+        return f"HostStore({self.home!r}, shared={self.shared})"
 
     @classmethod
     def open(cls, local_directory: str) -> HostStore | None:
-        """The store for a node whose Dask local directory is ``local_directory``, or None
-        where one cannot be shared safely (then the node keeps its own copies there)."""
+        """The host's store for a node whose Dask local directory is ``local_directory``,
+        or None where one cannot be shared safely."""
         if os.name != "posix":
             return None
         base = _base(local_directory)
@@ -74,108 +133,287 @@ class HostStore:
                 os.mkdir(home, 0o700)
             st = os.lstat(home)
             # Nobody else may have written here; read access alone is taken away.
-            if st.st_uid != os.getuid() or st.st_mode & 0o022 or not os.path.isdir(home):
+            if st.st_uid != os.getuid() or st.st_mode & 0o022 or not stat.S_ISDIR(st.st_mode):
                 logger.warning("shipit: %s is not this user's alone; not sharing files", home)
                 return None
             if st.st_mode & 0o077:
                 os.chmod(home, 0o700)
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(os.path.join(home, "files"), 0o700)
+            return cls(home, shared=True)
         except OSError as e:
             logger.warning("shipit: no shared store at %s (%s)", home, e)
             return None
-        return cls(home)
 
-    def node_folder(self, role: str) -> tuple[str, int]:
-        """A new folder for one node's versions and the descriptor of the lock that marks it
-        in use (held until the process ends); folders of nodes that died are deleted."""
+    @classmethod
+    def private(cls, folder: str) -> HostStore:
+        """A store for this node alone, in ``folder``."""
+        os.makedirs(folder, exist_ok=True)
+        return cls(folder, shared=False)
+
+    # -- nodes -----------------------------------------------------------------------------
+
+    def node_folder(self, role: str) -> NodeFolder:
+        """A new folder for one node's pins, marked in use until the process ends. The lock
+        file is locked before it gets its name, and named before the folder is made, so no
+        other node can ever take this node for a dead one."""
+        name = f"{role}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        folder = os.path.join(self.nodes, name)
+        if not self.shared:
+            os.makedirs(folder, exist_ok=True)
+            return NodeFolder(folder, None)
         import fcntl
 
         self._remove_dead_nodes()
-        folder = os.path.join(self.home, f"{role}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        fd = os.open(f"{folder}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.makedirs(folder, exist_ok=True)
-        return folder, fd
+        tmp = os.path.join(self.nodes, f".{name}.lock-{uuid.uuid4().hex[:8]}")
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(tmp, f"{folder}.lock")
+            os.makedirs(folder)
+        except BaseException:
+            os.close(fd)
+            for leftover in (tmp, f"{folder}.lock"):
+                with contextlib.suppress(OSError):
+                    os.unlink(leftover)
+            raise
+        return NodeFolder(folder, fd)
+
+    def release(self, node: NodeFolder) -> None:
+        """A node closes: its pins go, then what no other node uses."""
+        remove_tree(node.path)
+        if node.lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(f"{node.path}.lock")
+            os.close(node.lock_fd)
+            node.lock_fd = None
+        self.collect(wait=True)
+
+    def _live_nodes(self) -> list[str]:
+        """The folders of the nodes that are alive; dead nodes' folders are deleted."""
+        live = []
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.nodes) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") or entry.name.endswith(".lock"):
+                    continue
+                if not self.shared or self._alive(entry.path):
+                    live.append(entry.path)
+        return live
+
+    def _alive(self, folder: str) -> bool:
+        import fcntl
+
+        lock = f"{folder}.lock"
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:  # a live node names its lock before it makes its folder
+            remove_tree(folder)
+            return False
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True  # its node holds it
+            # Dead: its pins go while its lock is held here, then the lock file.
+            remove_tree(folder)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
+            return False
+        finally:
+            os.close(fd)
 
     def _remove_dead_nodes(self) -> None:
         import fcntl
 
-        with contextlib.suppress(FileNotFoundError), os.scandir(self.home) as entries:
+        self._live_nodes()
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.nodes) as entries:
             for entry in entries:
-                if not entry.name.endswith(".lock"):
+                # A lock without a folder: a node about to make its folder (it holds the
+                # lock), or one that died before or while it cleaned up (nobody does).
+                if not entry.name.endswith(".lock") or os.path.isdir(entry.path[:-5]):
                     continue
                 try:
                     fd = os.open(entry.path, os.O_RDWR)
-                except FileNotFoundError:  # another node just cleaned it up
+                except FileNotFoundError:
                     continue
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
                 except BlockingIOError:
-                    continue  # its node is alive
+                    pass
                 finally:
                     os.close(fd)
-                shutil.rmtree(entry.path[: -len(".lock")], ignore_errors=True)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-        self.collect()
 
-    def path(self, digest: str) -> str:
-        return os.path.join(self.directory, digest)
+    # -- contents and versions ------------------------------------------------------------
 
     @contextlib.contextmanager
     def locked(self, wait: bool = True) -> Iterator[bool]:
         """Hold the store for this process alone; yields False if busy and ``wait`` is False."""
+        if not self.shared:
+            got = self._thread_lock.acquire(blocking=wait)
+            try:
+                yield got
+            finally:
+                if got:
+                    self._thread_lock.release()
+            return
         import fcntl
 
-        fd = os.open(os.path.join(self.home, ".files.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
+        with self._thread_lock:
+            fd = os.open(os.path.join(self.home, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    yield False
+                    return
+                yield True
+            finally:
+                os.close(fd)  # releases the lock
+
+    def content_path(self, digest: str) -> str:
+        return os.path.join(self.files, digest)
+
+    def has(self, digest: str) -> bool:
+        return os.path.exists(self.content_path(digest))
+
+    def version_path(self, name: str, digest: str) -> str:
+        return os.path.join(self.versions, version_name(name, digest))
+
+    def build(
+        self,
+        name: str,
+        digest: str,
+        manifest: dict[str, str],
+        content: Callable[[str], bytes],
+        previous: tuple[str, dict[str, str]] | None = None,
+    ) -> str:
+        """The folder of this version of a unit, built if no node of the host has yet.
+
+        ``content(digest)`` gives a file's bytes, already checked against its digest, where
+        the store does not hold them; ``previous`` (a folder and its manifest) lends the
+        bytecode of files that did not change.
+        """
+        final = self.version_path(name, digest)
+        with self.locked():
+            if os.path.isdir(final):
+                return final
+            tmp = os.path.join(
+                self.versions, f".{version_name(name, digest)}-{uuid.uuid4().hex[:8]}"
+            )
+            try:
+                made: set[str] = set()
+                for rel, file_digest in manifest.items():
+                    dest = os.path.join(tmp, *rel.split("/"))
+                    folder = os.path.dirname(dest)
+                    if folder not in made:
+                        os.makedirs(folder, exist_ok=True)
+                        made.add(folder)
+                    self._place(file_digest, dest, content)
+                os.makedirs(tmp, exist_ok=True)  # a unit with no files is still a folder
+                if previous is not None:
+                    _lend_bytecode(previous[0], previous[1], tmp, manifest)
+                os.rename(tmp, final)
+            except BaseException:
+                remove_tree(tmp)
+                raise
+        return final
+
+    def _place(self, digest: str, dest: str, content: Callable[[str], bytes]) -> None:
+        """Put a content at ``dest``: a link to the stored copy, else a copy of its own.
+        ``O_EXCL``: two manifest entries the file system takes for one (case) never merge."""
+        stored = self.content_path(digest)
+        if self.links:
+            if self._link(stored, dest):
                 return
-            yield True
-        finally:
-            os.close(fd)  # releases the lock
+            if self.links and not os.path.exists(stored):
+                _write_new(f"{stored}.tmp-{uuid.uuid4().hex[:8]}", content(digest), into=stored)
+                if self._link(stored, dest):
+                    return
+        # No link (another file system, FAT, a content at its link limit): a copy.
+        try:
+            with open(stored, "rb") as f:
+                data = f.read()
+        except OSError:
+            data = content(digest)
+        _write_new(dest, data)
 
-    def adopt(self, digest: str, path: str) -> bool:
-        """Store the complete file at ``path``, already checked against ``digest``, by linking
-        it in; False where it cannot be linked (then nothing is shared)."""
-        return self._link(path, self.path(digest), exists_ok=True)
-
-    def link(self, digest: str, dest: str) -> bool:
-        """Hard-link a stored content to ``dest``; False if it is not stored or cannot link."""
-        return self._link(self.path(digest), dest)
-
-    @staticmethod
-    def _link(source: str, dest: str, exists_ok: bool = False) -> bool:
+    def _link(self, source: str, dest: str) -> bool:
+        """Hard-link ``source`` to ``dest``; False where the content is not stored or cannot
+        be linked. A file system that links nothing (FAT, another device, a macOS volume
+        that says EOPNOTSUPP) is not asked again; a content at its limit (EMLINK) is copied."""
         try:
             os.link(source, dest)
-        except FileNotFoundError:
-            return False
         except FileExistsError:
-            if not exists_ok:
-                raise
-        except OSError as e:  # another file system, too many links, links not supported
-            if e.errno not in (errno.EXDEV, errno.EMLINK, errno.EPERM, errno.ENOTSUP):
-                raise
+            raise
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.EMLINK):
+                logger.info("shipit: %s cannot hold links (%s); copying files", self.home, e)
+                self.links = False
             return False
         return True
 
-    def collect(self, wait: bool = False) -> int:
-        """Delete contents no version folder links any more. Never while another node holds
-        the store (it may be about to link what looks unused): skipped unless ``wait``."""
-        removed = 0
+    def collect(self, wait: bool = False) -> None:
+        """Delete versions no live node pins and contents no version links. Never while
+        another node holds the store (it may be about to link what looks unused): skipped
+        unless ``wait``."""
         with self.locked(wait) as mine:
             if not mine:
-                return 0
-            with contextlib.suppress(FileNotFoundError), os.scandir(self.directory) as entries:
+                return
+            pinned: set[str] = set()
+            for node in self._live_nodes():
+                pinned |= NodeFolder(node, None).pins()
+            with contextlib.suppress(FileNotFoundError), os.scandir(self.versions) as entries:
                 for entry in entries:
-                    try:
+                    if entry.name not in pinned:  # left over, or half-built by a node that died
+                        remove_tree(entry.path)
+            with contextlib.suppress(FileNotFoundError), os.scandir(self.files) as entries:
+                for entry in entries:
+                    with contextlib.suppress(FileNotFoundError):
                         if entry.stat(follow_symlinks=False).st_nlink == 1:
                             os.unlink(entry.path)
-                            removed += 1
-                    except FileNotFoundError:
-                        continue
-        return removed
+
+
+def _write_new(path: str, data: bytes, into: str | None = None) -> None:
+    """Write a whole new file; with ``into``, then give it that name (never half a file
+    under a name that says it is whole)."""
+    mode = _READ_ONLY if os.name == "posix" else 0o666
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with open(fd, "wb", closefd=False) as f:
+            f.write(data)
+    finally:
+        os.close(fd)
+    if into is not None:
+        try:
+            os.replace(path, into)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+
+
+def _lend_bytecode(
+    old: str, old_manifest: dict[str, str], new: str, manifest: dict[str, str]
+) -> None:
+    """Link the cached bytecode of every source that did not change into the new folder.
+    The source is the same file (a link to the same content, same mtime), so the cache
+    stays valid and the node does not compile the file again."""
+    stems: dict[str, set[str]] = {}
+    for rel, digest in manifest.items():
+        if rel.endswith(".py") and old_manifest.get(rel) == digest:
+            folder, _, file = rel.rpartition("/")
+            stems.setdefault(folder, set()).add(file[:-3])
+    for folder, unchanged in stems.items():
+        parts = folder.split("/") if folder else []
+        cache = os.path.join(old, *parts, "__pycache__")
+        try:
+            cached = [c for c in os.listdir(cache) if c.partition(".")[0] in unchanged]
+        except OSError:
+            continue
+        if not cached:
+            continue
+        target = os.path.join(new, *parts, "__pycache__")
+        os.makedirs(target, exist_ok=True)
+        for file in cached:
+            with contextlib.suppress(OSError):
+                os.link(os.path.join(cache, file), os.path.join(target, file))

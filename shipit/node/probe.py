@@ -174,7 +174,5 @@ def _top_level(info: str) -> list[str]:
 
 def _units(node: Any) -> dict[str, str] | None:
     """Digest of each unit shipit shipped into this node; None in the client or without shipit."""
-    store = getattr(node, "_shipit_store", None)  # a worker's
-    if store is None and node is not None:  # the scheduler's, kept by its plugin
-        store = getattr(getattr(node, "plugins", {}).get("shipit"), "store", None)
+    store = getattr(node, "_shipit_store", None)
     return dict(store.digests()) if store is not None else None

@@ -1,0 +1,431 @@
+"""shipit's one scheduler plugin and one worker plugin, both registered under ``shipit``.
+
+The scheduler plugin holds the current version of every unit (manifest and file bytes) and
+answers three handlers; the worker plugin installs a fourth on each worker.
+
+- ``shipit_push``   client -> scheduler: a project's units; the scheduler applies the new
+                    versions to itself and to every worker at once, and reports per node.
+- ``shipit_state``  the current versions (and which agent answers): a joining or lagging
+                    worker catches up from it, a client learns what the cluster holds.
+- ``shipit_fetch``  file bytes by digest, for a node that lacks some.
+- ``shipit_apply``  scheduler -> worker.
+
+What must outlive a plugin lives on the Dask server object itself (``_shipit_state`` on the
+scheduler, ``_shipit_store`` on each node), so that registering the plugins again (a newer
+client) or Dask's own ``client.restart()`` loses nothing: units of every project stay, and
+an ``epoch`` that is new only with a new scheduler tells workers when to take the whole
+state afresh instead of trusting a generation number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from distributed.diagnostics.plugin import SchedulerPlugin, WorkerPlugin
+
+from .hoststore import HostStore
+from .protocol import (
+    APPLY_TIMEOUT,
+    ERROR_KEY,
+    PLUGIN_NAME,
+    PROTOCOL,
+    NodeReply,
+    Payloads,
+    check_unit,
+    error_text,
+    mismatch_text,
+    python_of,
+    unzip,
+    windows_problem,
+)
+from .store import NodeStore, Refused, _manifest_of, dedicated_process
+
+logger = logging.getLogger("distributed.shipit")
+
+
+def node_store(node: Any, role: str, running: Callable[[], set[str]] = set) -> NodeStore:
+    """The store of this Dask server: made once per process, taken over by each new agent."""
+    old = getattr(node, "_shipit_store", None)
+    store = NodeStore.take_over(old, role, running)
+    if store is None:
+        if old is not None and hasattr(old, "remove"):
+            old.remove()  # an agent of another protocol: start afresh
+        local_directory = getattr(node, "local_directory", None) or tempfile.gettempdir()
+        host = None
+        if dedicated_process(node):
+            host = HostStore.open(local_directory) or HostStore.private(
+                os.path.join(local_directory, f"shipit-{role}")
+            )
+        store = NodeStore(host, switching=host is not None, role=role, running=running)
+    node._shipit_store = store
+    return store
+
+
+async def _off_the_loop(func: Any) -> None:
+    """Run blocking file work in a thread; inline when the interpreter is shutting down and
+    takes no new threads (a cluster closed at exit)."""
+    try:
+        done = asyncio.get_running_loop().run_in_executor(None, func)
+    except RuntimeError:  # "cannot schedule new futures after shutdown"
+        func()
+        return
+    await done
+
+
+def _lost_worker_text(e: BaseException, timeout: float) -> str:
+    """Why a worker did not answer a push; a dropped connection says what it means."""
+    if isinstance(e, (asyncio.TimeoutError, TimeoutError)):
+        return f"the worker did not answer within {timeout:g} s; the next sync brings it up to date"
+    if isinstance(e, (OSError, EOFError)):  # distributed's CommClosedError is an OSError
+        return (
+            f"the worker went away during the sync ({type(e).__name__}); "
+            "a worker that joins or rejoins takes the current code"
+        )
+    return error_text(e)
+
+
+def _host_facts(scheduler: Any, address: str) -> dict[str, Any]:
+    """What a worker said of its host when it joined (Dask's own version report)."""
+    ws = scheduler.workers.get(address)
+    return dict((getattr(ws, "versions", None) or {}).get("host", {}))
+
+
+class ShipitSchedulerPlugin(SchedulerPlugin):
+    """Holds the current version of every unit and fans pushes out to the workers."""
+
+    name = PLUGIN_NAME
+
+    def __init__(self, agent: str) -> None:
+        self.agent = agent
+
+    async def start(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+        state = getattr(scheduler, "_shipit_state", None)
+        if not isinstance(state, dict) or state.get("protocol") != PROTOCOL:
+            state = {
+                "protocol": PROTOCOL,
+                "epoch": uuid.uuid4().hex,
+                "generation": 0,
+                "units": {},  # name -> digest, manifest, project, python
+                "blobs": {},
+                "behind": set(),  # workers whose last push failed: the next sync retries
+                "lock": asyncio.Lock(),
+            }
+            scheduler._shipit_state = state
+        self.state_ = state
+        self.store = node_store(scheduler, "scheduler")
+        scheduler.handlers.update(
+            shipit_push=self.push, shipit_state=self.state, shipit_fetch=self.fetch
+        )
+
+    async def close(self) -> None:
+        if self.scheduler.plugins.get(PLUGIN_NAME) is self:  # not replaced: Dask is closing
+            await _off_the_loop(self.store.remove)
+
+    def state(self) -> dict[str, Any]:
+        s = self.state_
+        return {
+            "agent": self.agent,
+            "epoch": s["epoch"],
+            "generation": s["generation"],
+            "units": s["units"],
+        }
+
+    def fetch(self, digests: list[str]) -> dict[str, bytes]:
+        blobs = self.state_["blobs"]
+        return {d: blobs[d] for d in digests if d in blobs}
+
+    async def push(
+        self,
+        project: str,
+        units: list[dict[str, Any]],
+        payloads: dict[str, bytes],
+        timeout: float = APPLY_TIMEOUT,
+        python: str | None = None,
+    ) -> dict[str, Any]:
+        """Take a project's full unit list; ship what changed and drop what it no longer has.
+
+        ``units`` holds every unit of the project as {name, digest} and, for the ones that
+        changed, their manifest; ``payloads`` maps unit name to a zip of the files the
+        scheduler may lack; ``python`` is the client's ``major.minor``. Replies "missing"
+        with the digests it still needs.
+        """
+        s = self.state_
+        try:
+            for unit in units:
+                check_unit(unit, _manifest_of(s["units"], unit))
+        except ValueError as e:
+            logger.warning("shipit: push from %s %s", project, e)
+            return {"status": "refused", "error": str(e)}
+        async with s["lock"]:
+            started = time.perf_counter()
+            names = {u["name"] for u in units}
+            changed = [
+                u for u in units if s["units"].get(u["name"], {}).get("digest") != u["digest"]
+            ]
+            without_manifest = [u["name"] for u in changed if "manifest" not in u]
+            if without_manifest:
+                return {"status": "missing-units", "units": without_manifest}
+            problem = self._windows_problem(changed)
+            if problem is not None:
+                return {"status": "refused", "error": problem}
+            blobs: dict[str, bytes] = {}
+            for u in changed:
+                if u["name"] in payloads:
+                    blobs.update(unzip(payloads[u["name"]], u["manifest"]))
+            missing = sorted(
+                {d for u in changed for d in u["manifest"].values()}
+                - blobs.keys()
+                - s["blobs"].keys()
+            )
+            if missing:
+                return {"status": "missing", "digests": missing}
+            removed = [
+                n for n, u in s["units"].items() if u["project"] == project and n not in names
+            ]
+            if not changed and not removed:
+                retried = await self._catch_up_lagging(timeout)
+                return {
+                    "status": "OK",
+                    "generation": s["generation"],
+                    "nodes": retried,
+                    "changed": [],
+                }
+
+            for u in changed:
+                if s["units"].get(u["name"], {}).get("project", project) != project:
+                    logger.warning("shipit: unit %r now comes from %s", u["name"], project)
+                s["units"][u["name"]] = {
+                    "digest": u["digest"],
+                    "manifest": u["manifest"],
+                    "project": project,
+                    "python": python,
+                }
+            for name in removed:
+                del s["units"][name]
+            s["blobs"].update(blobs)
+            live = {d for u in s["units"].values() for d in u["manifest"].values()}
+            s["blobs"] = {d: b for d, b in s["blobs"].items() if d in live}
+            s["generation"] += 1
+            update = {
+                "epoch": s["epoch"],
+                "generation": s["generation"],
+                "changed": [self._version(u["name"]) for u in changed],
+                "removed": removed,
+            }
+            # The scheduler unpickles task specs too; the client waits for every node.
+            mine, theirs = await asyncio.gather(
+                self._to_scheduler(update, blobs), self._to_workers(update, payloads, timeout)
+            )
+            nodes = {self.scheduler.address: mine, **theirs}
+            logger.info(
+                "shipit: generation %d (%s) on %d node(s) in %.0f ms",
+                s["generation"],
+                ", ".join(u["name"] for u in changed) or "removals",
+                len(nodes),
+                (time.perf_counter() - started) * 1000,
+            )
+            return {
+                "status": "OK",
+                "generation": s["generation"],
+                "nodes": nodes,
+                "changed": [u["name"] for u in changed],
+                "removed": removed,
+            }
+
+    def _version(self, name: str) -> dict[str, Any]:
+        u = self.state_["units"][name]
+        return {"name": name, **{k: u[k] for k in ("digest", "manifest", "python")}}
+
+    def _windows_problem(self, changed: list[dict[str, Any]]) -> str | None:
+        """A path no Windows worker of this cluster could hold, refused before anything is
+        sent: every node stays on its last good code."""
+        windows = [
+            a
+            for a in self.scheduler.workers
+            if _host_facts(self.scheduler, a).get("OS") == "Windows"
+        ]
+        if not windows:
+            return None
+        for u in changed:
+            for rel in u["manifest"]:
+                problem = windows_problem(rel, root_length=120)
+                if problem is not None:
+                    return f"{u['name']}: {rel}: {problem} (on {windows[0]})"
+        return None
+
+    async def _to_scheduler(self, update: dict[str, Any], blobs: dict[str, bytes]) -> NodeReply:
+        try:
+            await self.store.apply(blobs=blobs, fetch=self._fetch_local, **update)
+            asyncio.get_running_loop().run_in_executor(None, self.store.collect_garbage)
+            return {"role": "scheduler", "ok": True}
+        except Refused as e:
+            return {"role": "scheduler", "ok": False, "error": str(e)}
+        except Exception as e:
+            logger.exception(
+                "shipit: the scheduler could not apply generation %d", update["generation"]
+            )
+            return {"role": "scheduler", "ok": False, "error": error_text(e)}
+
+    async def _fetch_local(self, digests: list[str]) -> dict[str, bytes]:
+        return self.fetch(digests)
+
+    async def _catch_up_lagging(self, timeout: float) -> dict[str, NodeReply]:
+        """Bring the workers a past push failed on to the current version, even when
+        nothing changed: running the same sync again is how a user repairs a node."""
+        s = self.state_
+        s["behind"] &= set(self.scheduler.workers)
+        if not s["behind"]:
+            return {}
+        update = {
+            "epoch": s["epoch"],
+            "generation": s["generation"],
+            "changed": [self._version(n) for n in s["units"]],
+            "removed": [],
+        }
+        # base -1 matches no worker's generation: each takes the scheduler's whole state.
+        return await self._to_workers(update, {}, timeout, sorted(s["behind"]), base=-1)
+
+    async def _to_workers(
+        self,
+        update: dict[str, Any],
+        payloads: dict[str, bytes],
+        timeout: float,
+        addresses: list[str] | None = None,
+        base: int | None = None,
+    ) -> dict[str, NodeReply]:
+        names = {u["name"] for u in update["changed"]}
+        msg = {
+            **update,
+            "base": update["generation"] - 1 if base is None else base,
+            "payloads": {n: p for n, p in payloads.items() if n in names},
+        }
+        client_pythons = {u["python"] for u in update["changed"] if u.get("python")}
+
+        async def one(address: str) -> NodeReply:
+            theirs = python_of(str(_host_facts(self.scheduler, address).get("python", "")))
+            other = sorted(p for p in client_pythons if theirs and p != theirs)
+            if other:  # tasks from that client cannot run there: do not send it the code
+                return {"role": "worker", "ok": False, "error": mismatch_text(theirs, other[0])}
+            for _attempt in range(2):
+                try:
+                    reply = await asyncio.wait_for(
+                        self.scheduler.rpc(address).shipit_apply(**msg), timeout
+                    )
+                except Exception as e:
+                    return {"role": "worker", "ok": False, "error": _lost_worker_text(e, timeout)}
+                if reply is not None and ERROR_KEY in reply:
+                    return {"role": "worker", "ok": False, "error": reply[ERROR_KEY]}
+                if reply is not None:
+                    stale = [
+                        u["name"] for u in update["changed"] if reply.get(u["name"]) != u["digest"]
+                    ]
+                    if stale:
+                        return {
+                            "role": "worker",
+                            "ok": False,
+                            "error": f"still on old {', '.join(stale)}",
+                        }
+                    return {"role": "worker", "ok": True}
+                # None: a worker that joined a moment ago has not installed the handler yet.
+                await asyncio.sleep(0.2)
+                if address not in self.scheduler.workers:
+                    break
+            return {
+                "role": "worker",
+                "ok": False,
+                "error": "the shipit worker plugin did not answer",
+            }
+
+        if addresses is None:
+            addresses = list(self.scheduler.workers)
+        replies = await asyncio.gather(*(one(a) for a in addresses))
+        behind = self.state_["behind"]
+        for address, reply in zip(addresses, replies, strict=True):
+            (behind.discard if reply["ok"] else behind.add)(address)
+        return dict(zip(addresses, replies, strict=True))
+
+
+class ShipitWorkerPlugin(WorkerPlugin):
+    """Installs the ``shipit_apply`` handler on a worker and catches it up with the scheduler."""
+
+    name = PLUGIN_NAME
+
+    def __init__(self, agent: str) -> None:
+        self.agent = agent
+
+    async def setup(self, worker: Any) -> None:
+        self.worker = worker
+        self.store = node_store(worker, "worker", running=self._running)
+        worker.handlers["shipit_apply"] = self.apply
+        try:
+            await self.catch_up()
+        except Refused as e:  # another Python than the client's: inert, and says why
+            logger.warning("shipit: %s", e)
+
+    def _running(self) -> set[str]:
+        state = getattr(self.worker, "state", None)
+        return {str(ts.key) for ts in getattr(state, "executing", ())}
+
+    async def teardown(self, worker: Any) -> None:
+        """A closing worker deletes its files; a plugin replaced by a newer agent keeps them
+        (the store outlives the plugin, and live modules may still read their files)."""
+        if getattr(worker.status, "name", "") in ("closing", "closing_gracefully", "closed"):
+            await _off_the_loop(self.store.remove)
+
+    async def fetch(self, digests: list[str]) -> dict[str, bytes]:
+        found = await self.worker.scheduler.shipit_fetch(digests=digests)
+        lacking = set(digests) - set(found)
+        if lacking:
+            raise RuntimeError(f"the scheduler no longer holds {len(lacking)} file(s); sync again")
+        return found
+
+    async def catch_up(self) -> None:
+        """Take the scheduler's whole current state: what a joining or lagging worker needs."""
+        state = await self.worker.scheduler.shipit_state()
+        if state is None:  # no scheduler plugin yet
+            return
+        changed: list[Any] = [{"name": n, **u} for n, u in state["units"].items()]
+        await self.store.apply(
+            state["epoch"], state["generation"], changed, [], {}, self.fetch, full=True
+        )
+        self._collect()
+
+    def _collect(self) -> None:
+        with contextlib.suppress(RuntimeError):  # no loop: the worker is closing
+            asyncio.get_running_loop().run_in_executor(None, self.store.collect_garbage)
+
+    async def apply(
+        self,
+        epoch: str,
+        generation: int,
+        base: int,
+        changed: list[Any],
+        removed: list[str],
+        payloads: dict[str, bytes],
+    ) -> dict[str, str]:
+        """Returns the unit digests now live here, or {ERROR_KEY: why} (not an exception,
+        which the RPC layer would wrap beyond recognition)."""
+        try:
+            for unit in changed:  # before anything, whoever sent it
+                check_unit(unit, _manifest_of(self.store.units, unit))
+            if (self.store.epoch, self.store.generation) != (epoch, base):
+                await self.catch_up()  # missed a push (joined, failed, restarted, new scheduler)
+                return self.store.digests()
+            blobs = Payloads(payloads, {u["name"]: u["manifest"] for u in changed})
+            digests = await self.store.apply(epoch, generation, changed, removed, blobs, self.fetch)
+            self._collect()
+            return digests
+        except Refused as e:
+            return {ERROR_KEY: str(e)}
+        except Exception as e:
+            logger.exception("shipit: could not apply generation %d", generation)
+            return {ERROR_KEY: error_text(e)}
