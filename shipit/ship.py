@@ -212,8 +212,18 @@ class Shipper:
         return self.client.sync(call)
 
     def agent_state(self) -> dict[str, Any] | None:
-        """What the scheduler's agent holds, or None where there is no agent yet."""
-        state = self._call("shipit_state")
+        """What the scheduler's agent holds, or None where there is no agent yet (a new
+        scheduler, or one restarted since)."""
+        if self.epoch is None:  # the handler may not be there: ask without calling it
+            asked = agent.on_node(plugins.agent_state)
+
+            async def ask() -> Any:
+                call = self.client.run_on_scheduler(asked, asynchronous=True)
+                return await asyncio.wait_for(call, self.timeout)
+
+            state = self.client.sync(ask)
+        else:
+            state = self._call("shipit_state")
         return state if isinstance(state, dict) else None
 
     def install_agent(self) -> None:

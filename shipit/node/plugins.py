@@ -98,6 +98,15 @@ def _host_facts(scheduler: Any, address: str) -> dict[str, Any]:
     return dict((getattr(ws, "versions", None) or {}).get("host", {}))
 
 
+def agent_state(dask_scheduler: Any) -> dict[str, Any] | None:
+    """The scheduler agent's state (as ``shipit_state`` gives it), None where none runs.
+    Asked through ``run_on_scheduler``: a scheduler without the handler would log a
+    traceback for a call of ``shipit_state``."""
+    plugin = dask_scheduler.plugins.get(PLUGIN_NAME)
+    state = getattr(plugin, "state", None)
+    return state() if callable(state) else None
+
+
 class ShipitSchedulerPlugin(SchedulerPlugin):
     """Holds the current version of every unit and fans pushes out to the workers."""
 
@@ -129,6 +138,10 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
     async def close(self) -> None:
         if self.scheduler.plugins.get(PLUGIN_NAME) is self:  # not replaced: Dask is closing
             await _off_the_loop(self.store.remove)
+
+    @property
+    def units(self) -> dict[str, dict[str, Any]]:
+        return self.state_["units"]
 
     def state(self) -> dict[str, Any]:
         s = self.state_
