@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from distributed import Client, LocalCluster
 
+from .nodeenvs import node_python  # noqa: F401  (a fixture: node venvs on other Python minors)
+
 REPO = Path(__file__).resolve().parents[1]
 
 
