@@ -154,14 +154,14 @@ def test_a_node_that_fails_is_named_and_keeps_its_code(
     digest = next(p.digest for p in plan(project.root).packs if p.name == project.name)
 
     def occupy(name, dask_worker):  # type: ignore[no-untyped-def]
-        # A stray file where the new version's folder must go: a real failure on one node.
-        open(os.path.join(dask_worker._shipit_store.directory, name), "w").close()
+        # A folder where this node's pin of the new version must go: a real failure there.
+        os.mkdir(os.path.join(dask_worker._shipit_store.node.path, name))
 
     client.run(occupy, f"{project.name}-{digest[:16]}", workers=[victim])
     result = shipit("sync", str(project.root), "--scheduler", address)
 
     assert result.returncode == 1
-    assert f"failed     {victim}: NotADirectoryError" in result.stderr
+    assert f"failed     {victim}: IsADirectoryError" in result.stderr
     assert "synced 1 unit(s) to 2/3 nodes" in result.stdout
     value = project.module("{pkg}.sub").value
     on_victim = client.submit(value, pure=False, workers=[victim], allow_other_workers=False)

@@ -312,13 +312,14 @@ def test_the_same_sync_again_repairs_a_node_that_failed(
     digest = _local_state(project)[project.name]["digest"]
 
     def stray(path: str, dask_worker: Any, remove: bool = False) -> None:
-        # A file where the new version's folder must go: a real failure on one node.
-        target = os.path.join(dask_worker._shipit_store.directory, path)
-        os.unlink(target) if remove else open(target, "w").close()
+        # A folder where this node's pin of the new version must go: a real failure on
+        # one node (the version itself is built once per host, for every node there).
+        target = os.path.join(dask_worker._shipit_store.node.path, path)
+        os.rmdir(target) if remove else os.mkdir(target)
 
     client.run(stray, f"{project.name}-{digest[:16]}", workers=[victim])
     out, err = _shipit_sync(project, address).communicate(timeout=60)
-    assert f"failed     {victim}: NotADirectoryError" in err
+    assert f"failed     {victim}: IsADirectoryError" in err
 
     client.run(stray, f"{project.name}-{digest[:16]}", remove=True, workers=[victim])
     run = _shipit_sync(project, address)
@@ -339,8 +340,10 @@ def test_watch_retries_a_node_a_push_failed_on_until_it_takes_the_code(
     seen: list[shipit.WatchEvent] = []
 
     def stray(path: str, dask_worker: Any, remove: bool = False) -> None:
-        target = os.path.join(dask_worker._shipit_store.directory, path)
-        os.unlink(target) if remove else open(target, "w").close()
+        # A folder where this node's pin of the new version must go: a real failure on
+        # one node (the version itself is built once per host, for every node there).
+        target = os.path.join(dask_worker._shipit_store.node.path, path)
+        os.rmdir(target) if remove else os.mkdir(target)
 
     def kinds() -> list[str]:
         return [e.kind for e in seen]

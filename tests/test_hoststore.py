@@ -50,7 +50,7 @@ def cluster(store_dir: Path) -> Iterator[Client]:
 
 
 def _home(store_dir: Path) -> Path:
-    return store_dir / f"shipit-{os.getuid()}"
+    return store_dir / f"shipit-{os.getuid()}-v2"
 
 
 def test_workers_of_one_host_share_each_file_once(
@@ -71,8 +71,8 @@ def test_workers_of_one_host_share_each_file_once(
     assert len({inode for _, inode, _ in seen.values()}) == 1
 
     cluster.cluster.close()  # type: ignore[union-attr]
-    assert list((_home(store_dir) / "files").iterdir()) == []
-    assert [p.name for p in _home(store_dir).iterdir() if not p.name.startswith(".")] == ["files"]
+    for folder in ("files", "versions", "nodes"):  # nothing left behind
+        assert list((_home(store_dir) / folder).iterdir()) == [], folder
 
 
 def test_a_dead_workers_files_are_removed_by_the_next_node(
@@ -80,7 +80,7 @@ def test_a_dead_workers_files_are_removed_by_the_next_node(
 ) -> None:
     shipit.sync(cluster, project.root, install=False)
     pid = next(iter(cluster.run(os.getpid).values()))
-    assert len(list(_home(store_dir).glob(f"worker-{pid}-*"))) == 2  # its folder, its lock
+    assert len(list((_home(store_dir) / "nodes").glob(f"worker-{pid}-*"))) == 2  # its folder, its lock
 
     os.kill(pid, signal.SIGKILL)  # no teardown runs: its folder stays behind
     deadline = time.monotonic() + 60
@@ -90,7 +90,7 @@ def test_a_dead_workers_files_are_removed_by_the_next_node(
             break
         time.sleep(0.1)
     assert pid not in set(cluster.run(os.getpid).values())
-    assert list(_home(store_dir).glob(f"worker-{pid}-*")) == []
+    assert list((_home(store_dir) / "nodes").glob(f"worker-{pid}-*")) == []
     values = [v for _, _, v in cluster.run(_module_file, f"{project.name}.sub").values()]
     assert values == [1, 1, 1]  # the new worker caught up
 

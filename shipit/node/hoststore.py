@@ -35,6 +35,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .protocol import PROTOCOL
+
 logger = logging.getLogger("distributed.shipit")
 
 _SHARED_MEMORY = "/dev/shm"
@@ -126,7 +128,9 @@ class HostStore:
         if os.name != "posix":
             return None
         base = _base(local_directory)
-        home = os.path.join(base, f"shipit-{os.getuid()}")
+        # The layout's version is in the name: an agent of another layout on this host
+        # (an older shipit serving another cluster) never reads or cleans this one.
+        home = os.path.join(base, f"shipit-{os.getuid()}-v{PROTOCOL}")
         try:
             os.makedirs(base, exist_ok=True)
             with contextlib.suppress(FileExistsError):
