@@ -21,6 +21,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from .discover import Unit
 from .errors import BadFile, ShipitError, SyntaxProblem
@@ -106,6 +107,16 @@ class Pack:
         return buffer.getvalue()
 
 
+class WholeFiles(Protocol):
+    """What a file watcher knows of files being written (``shipit.watcher.ChangeWatcher``)."""
+
+    def reads_seen(self, path: str) -> int: ...
+
+    def is_whole(
+        self, path: str, status: tuple[int, int, int], reads_before: int
+    ) -> bool | None: ...
+
+
 def read_settled(path: Path, attempts: int = 5) -> tuple[bytes, tuple[int, int, int]]:
     """A file's bytes, read while it did not change, and its (size, mtime, inode) then.
 
@@ -114,6 +125,12 @@ def read_settled(path: Path, attempts: int = 5) -> tuple[bytes, tuple[int, int, 
     file), and read again until they agree. Raises :class:`StaleFile` when it never settles
     and :class:`BadFile` when it cannot be read at all.
     """
+    data, key, _ = _read_settled(path, attempts)
+    return data, key
+
+
+def _read_settled(path: Path, attempts: int) -> tuple[bytes, tuple[int, int, int], int]:
+    """``read_settled``, and how many times the file was opened."""
     for attempt in range(attempts):
         try:
             with open(path, "rb") as f:
@@ -127,7 +144,7 @@ def read_settled(path: Path, attempts: int = 5) -> tuple[bytes, tuple[int, int, 
             raise BadFile(path, e.strerror or str(e)) from None
         key = _stat_key(after)
         if _stat_key(before) == key == _stat_key(at_path) and len(data) == after.st_size:
-            return data, key
+            return data, key, attempt + 1
         logger.debug("%s changed while it was read; reading it again", path)
         time.sleep(0.01 * 2**attempt)
     raise StaleFile(path)
@@ -186,6 +203,10 @@ class Packer:
 
     def __init__(self, syntax_cache: SyntaxCache | None = None) -> None:
         self._fresh: dict[Path, tuple[tuple[int, int, int], str]] = {}
+        # What this pack read: each file's status, and the watcher's count of reads before
+        # this pack's last read of it.
+        self._read: dict[Path, tuple[tuple[int, int, int], int]] = {}
+        self._whole: WholeFiles | None = None
         self._entries: dict[Path, _Entry] = {}
         self._compiled: dict[str, SyntaxProblem | None] = {}
         self._syntax_cache = syntax_cache or SyntaxCache()
@@ -194,23 +215,36 @@ class Packer:
         self,
         units: Sequence[Unit],
         changed: Collection[Path] | None = None,
-        settled: Collection[Path] = (),
+        whole: WholeFiles | None = None,
     ) -> tuple[list[Pack], list[SyntaxProblem]]:
         """Pack every unit that compiles; return the packs and the problems of the rest.
 
         ``changed``, when given, names every file that may have changed since the last pack
         (a watcher knows): the others keep their cached digest without even a stat.
-        ``settled`` names files known to be whole (a watcher saw them closed after writing).
+        ``whole``, a watcher, says whether each file just read is whole: closed after writing
+        and nothing written since; one it sees being written raises :class:`StaleFile`
+        (ship it once it is closed); where it does not know, the check below applies.
 
         A file written in the last moment may be mid-write even though its status held
         still while it was read: such files are read again once they are ``_SETTLE_NS``
-        old (one wait per pack), and the pack is made again if any changed. Raises
+        old (one wait per pack) unless ``whole`` knows, and the pack is made again if any
+        changed. Raises
         :class:`StaleFile` if they never settle.
         """
         for _ in range(5):
-            self._fresh = {}
+            self._fresh, self._read, self._whole = {}, {}, whole
             result = self._pack_once(units, changed)
-            moved = _moved_since({p: v for p, v in self._fresh.items() if p not in settled})
+            known = (
+                {p: whole.is_whole(str(p), *seen) for p, seen in self._read.items()}
+                if whole is not None
+                else {}
+            )
+            writing = [p for p, verdict in known.items() if verdict is False]
+            for path in writing:
+                self.forget(path)
+            if writing:
+                raise StaleFile(writing[0])
+            moved = _moved_since({p: v for p, v in self._fresh.items() if known.get(p) is None})
             if not moved:
                 return result
             for path in moved:
@@ -281,10 +315,12 @@ class Packer:
         if cached is not None and cached.trusted and cached.stat_key == key:
             return cached, None
         hashed_at = time.time_ns()
+        before = self._whole.reads_seen(str(path)) if self._whole is not None else 0
         try:
-            data, key = read_settled(path)
+            data, key, reads = _read_settled(path, 5)
         except FileNotFoundError:
             return None, None
+        self._read[path] = (key, before + reads - 1)
         entry = _Entry(key, file_digest(data), len(data), key[1] < hashed_at - _RACY_NS)
         if not entry.trusted:
             self._fresh[path] = (key, entry.digest)

@@ -163,6 +163,7 @@ class Watch:
             with ChangeWatcher(
                 self.project.watch_roots, self._accepts, debounce=self.debounce, stop=self._stop
             ) as changes:
+                self._watcher = changes
                 self._ship(Changes(frozenset()), kind="ready")
                 self._ready.set()
                 for batch in changes:
@@ -209,7 +210,9 @@ class Watch:
                 # Paths the watcher named, matched against the walk's own: only then may the
                 # packer take every other file as unchanged.
                 packs, problems = self.packer.pack(
-                    units, changed if only_known_files else None, changed if batch.settled else ()
+                    units,
+                    changed if only_known_files else None,
+                    None if batch.retry else self._watcher,
                 )
                 check_sizes(packs, self.config)  # too large: an error event, nothing sent
                 self._report_problems(problems)
@@ -314,7 +317,7 @@ class Watch:
             self.shipper.remote = None
             self._ship(Changes(frozenset()), kind="ready")
         elif self._unsettled:
-            batch = Changes(frozenset(self._unsettled), time.perf_counter())
+            batch = Changes(frozenset(self._unsettled), time.perf_counter(), retry=True)
             self._unsettled.clear()
             self._ship(batch)
         elif self._retry_at is not None and time.monotonic() >= self._retry_at:

@@ -59,12 +59,6 @@ def _other_project(tmp_path: Path) -> tuple[Path, str]:
     return root, name
 
 
-def _read(module: str, attribute: str) -> Any:
-    import importlib
-
-    return getattr(importlib.import_module(module), attribute)
-
-
 def _node_files(dask_worker: Any = None, dask_scheduler: Any = None) -> dict[str, Any]:
     """Per unit, the digest a node reports and the digest of the files it actually runs."""
     import hashlib as _hashlib
@@ -110,14 +104,20 @@ def test_syncs_from_new_processes_around_dask_restarts_reach_every_worker(
     assert "synced" in result.stdout
     assert process_cluster.on_every_worker(value) == [4] * 8
     # The other project's units stayed on every worker, through the restart.
-    assert process_cluster.on_every_worker(_read, other, "SEVEN") == [7] * 8
+    assert (
+        process_cluster.on_every_worker(project.module("{pkg}.probe").read, other, "SEVEN")
+        == [7] * 8
+    )
 
     client.restart_workers(process_cluster.workers)
     _set_value(project, 5)
     result = _sync(project, address)
     assert result.returncode == 0, result.stdout + result.stderr
     assert process_cluster.on_every_worker(value) == [5] * 8
-    assert process_cluster.on_every_worker(_read, other, "SEVEN") == [7] * 8
+    assert (
+        process_cluster.on_every_worker(project.module("{pkg}.probe").read, other, "SEVEN")
+        == [7] * 8
+    )
     _holds_what_it_reports(client, process_cluster.workers)
 
 
@@ -140,12 +140,16 @@ def test_registering_the_agent_again_keeps_every_projects_units(
 
     client.sync(register, "register_scheduler_plugin", plugins.ShipitSchedulerPlugin)
     client.sync(register, "register_worker_plugin", plugins.ShipitWorkerPlugin)
-    assert local_cluster.on_every_worker(_read, other, "SEVEN") == [7] * 8
+    assert (
+        local_cluster.on_every_worker(project.module("{pkg}.probe").read, other, "SEVEN") == [7] * 8
+    )
     _set_value(project, 2)
     result = _sync(project, address)  # sees another agent: registers its own, keeps state
     assert result.returncode == 0, result.stderr
     assert local_cluster.on_every_worker(project.module("{pkg}.sub").value) == [2] * 8
-    assert local_cluster.on_every_worker(_read, other, "SEVEN") == [7] * 8
+    assert (
+        local_cluster.on_every_worker(project.module("{pkg}.probe").read, other, "SEVEN") == [7] * 8
+    )
 
 
 def test_a_data_file_that_becomes_a_folder_and_back(cluster: Cluster, project: Project) -> None:
@@ -191,7 +195,9 @@ def test_a_case_only_rename(cluster: Cluster, project: Project) -> None:
     project.write("{pkg}/Model.py", "WHO = 'upper'\n")
     shipit.sync(cluster.client, project.root, install=False)
     assert (
-        cluster.on_every_worker(_read, f"{project.name}.Model", "WHO", per_worker=1)
+        cluster.on_every_worker(
+            project.module("{pkg}.probe").read, f"{project.name}.Model", "WHO", per_worker=1
+        )
         == ["upper"] * 2
     )
     os.rename(project.root / project.name / "Model.py", project.root / project.name / "model.py")
@@ -199,7 +205,9 @@ def test_a_case_only_rename(cluster: Cluster, project: Project) -> None:
     report = shipit.sync(cluster.client, project.root, install=False)
     assert report.ok, report.failures
     assert (
-        cluster.on_every_worker(_read, f"{project.name}.model", "WHO", per_worker=1)
+        cluster.on_every_worker(
+            project.module("{pkg}.probe").read, f"{project.name}.model", "WHO", per_worker=1
+        )
         == ["lower"] * 2
     )
 
@@ -278,12 +286,14 @@ def test_tasks_importing_during_saves_never_fail(cluster: Cluster, project: Proj
             f"{{pkg}}/mod{i}.py", f"from . import sub\n\n\ndef f():\n    return sub.VALUE + {i}\n"
         )
 
+    package = project.name
+
     def work(n: int) -> int:
         import importlib
 
         total = 0
         for i in range(5):
-            module = importlib.import_module(f"{project.name}.mod{i}")
+            module = importlib.import_module(f"{package}.mod{i}")
             total += module.f()
         return total
 
