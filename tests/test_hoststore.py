@@ -80,7 +80,8 @@ def test_a_dead_workers_files_are_removed_by_the_next_node(
 ) -> None:
     shipit.sync(cluster, project.root, install=False)
     pid = next(iter(cluster.run(os.getpid).values()))
-    assert len(list((_home(store_dir) / "nodes").glob(f"worker-{pid}-*"))) == 2  # its folder, its lock
+    nodes = _home(store_dir) / "nodes"
+    assert len(list(nodes.glob(f"worker-{pid}-*"))) == 2  # its folder, its lock
 
     os.kill(pid, signal.SIGKILL)  # no teardown runs: its folder stays behind
     deadline = time.monotonic() + 60
@@ -90,7 +91,7 @@ def test_a_dead_workers_files_are_removed_by_the_next_node(
             break
         time.sleep(0.1)
     assert pid not in set(cluster.run(os.getpid).values())
-    assert list((_home(store_dir) / "nodes").glob(f"worker-{pid}-*")) == []
+    assert list(nodes.glob(f"worker-{pid}-*")) == []
     values = [v for _, _, v in cluster.run(_module_file, f"{project.name}.sub").values()]
     assert values == [1, 1, 1]  # the new worker caught up
 
