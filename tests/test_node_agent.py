@@ -333,3 +333,39 @@ def test_tasks_importing_during_saves_never_fail(cluster: Cluster, project: Proj
             thread.join()
     assert errors == [], errors[:5]
     assert saves[0] > 10
+
+
+def test_a_task_running_across_a_switch_reads_its_own_version_which_then_goes(
+    local_cluster: Cluster, project: Project, tmp_path: Path
+) -> None:
+    project.write("{pkg}/data.txt", "old\n")
+    project.write(
+        "{pkg}/reader.py",
+        """
+        import os
+        import time
+        from pathlib import Path
+
+        def read_later(started, go):
+            Path(started).touch()
+            while not os.path.exists(go):
+                time.sleep(0.01)
+            here = Path(__file__).parent
+            return (here / "data.txt").read_text(), str(here)
+        """,
+    )
+    client = local_cluster.client
+    shipit.sync(client, project.root, install=False)
+    started, go = tmp_path / "started", tmp_path / "go"
+    task = client.submit(project.module("{pkg}.reader").read_later, str(started), str(go))
+    _wait_until(started.exists, 60, "the task to start")
+
+    project.write("{pkg}/data.txt", "new\n")
+    assert shipit.sync(client, project.root, install=False).ok
+    go.touch()
+    text, folder = task.result(timeout=60)
+    assert text == "old\n"  # the version it started on, still whole on disk
+
+    project.write("{pkg}/data.txt", "newer\n")  # the next push collects what nobody reads
+    assert shipit.sync(client, project.root, install=False).ok
+    _wait_until(lambda: not os.path.exists(folder), 30, "the old version to be deleted")

@@ -278,7 +278,7 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
     async def _to_scheduler(self, update: dict[str, Any], blobs: dict[str, bytes]) -> NodeReply:
         try:
             await self.store.apply(blobs=blobs, fetch=self._fetch_local, **update)
-            asyncio.get_running_loop().run_in_executor(None, self.store.collect_garbage)
+            asyncio.get_running_loop().run_in_executor(None, self.store.collect_garbage, set())
             return {"role": "scheduler", "ok": True}
         except Refused as e:
             return {"role": "scheduler", "ok": False, "error": str(e)}
@@ -414,7 +414,8 @@ class ShipitWorkerPlugin(WorkerPlugin):
 
     def _collect(self) -> None:
         with contextlib.suppress(RuntimeError):  # no loop: the worker is closing
-            asyncio.get_running_loop().run_in_executor(None, self.store.collect_garbage)
+            running = self._running()
+            asyncio.get_running_loop().run_in_executor(None, self.store.collect_garbage, running)
 
     async def apply(
         self,

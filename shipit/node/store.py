@@ -15,7 +15,7 @@ import hashlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
 from . import finder
@@ -211,10 +211,15 @@ class NodeStore:
                 data = _checked(more.result(_FETCH_TIMEOUT))[digest]
             return data
 
-        await loop.run_in_executor(None, self._build_and_switch, changed, removed, content)
+        running = self.running()  # read on the event loop, which changes it
+        await loop.run_in_executor(None, self._build_and_switch, changed, removed, content, running)
 
     def _build_and_switch(
-        self, changed: list[UnitVersion], removed: list[str], content: Callable[[str], bytes]
+        self,
+        changed: list[UnitVersion],
+        removed: list[str],
+        content: Callable[[str], bytes],
+        running: set[str],
     ) -> None:
         assert self.host is not None and self.node is not None
         paths: dict[str, str | None] = {}
@@ -236,7 +241,6 @@ class NodeStore:
         ) | frozenset(
             n for n in removed if is_namespace(n, self.units.get(n, {}).get("manifest", {}))
         )
-        running = self.running()
         finder.switch(paths, namespaces)
         for name in paths:
             old = self.units.pop(name, None)
@@ -261,15 +265,16 @@ class NodeStore:
                     found[digest] = os.path.join(unit["path"], *rel.split("/"))
         return found
 
-    def collect_garbage(self) -> None:
-        """Unpin the versions no task can still be reading, and let the host store delete
-        what no node pins."""
+    def collect_garbage(self, running: Collection[str] = ()) -> None:
+        """Unpin the versions no task can still be reading (``running``: the tasks running
+        now), and let the host store delete what no node pins."""
         if self.host is None or self.node is None:
             return
-        running = self.running()
         live = {os.path.basename(u["path"]) for u in self.units.values() if u.get("path")}
         for name, versions in list(self.retired.items()):
-            keep = [(v, tasks) for v, tasks in versions if tasks & running][-_MAX_RETIRED:]
+            keep = [(v, tasks) for v, tasks in versions if not tasks.isdisjoint(running)][
+                -_MAX_RETIRED:
+            ]
             for version, _ in versions:
                 if version not in live and all(version != v for v, _ in keep):
                     self.node.unpin(version)
