@@ -180,6 +180,8 @@ def needs(
     {'tcp://127.0.0.1:4001': ('instpkg==2.0.0',)}
     """
     local = dict(local or {})
+    rows = list(rows)
+    elsewhere = _other_python(rows)
     by_node: dict[str, list[str]] = {}
     skipped: list[str] = []
     seen: set[str] = set()
@@ -211,7 +213,26 @@ def needs(
         if name not in seen:
             for node in sorted(nodes | {SCHEDULER}):
                 by_node.setdefault(node, []).append(pin(name, version))
+    # The client's tasks cannot run on another Python minor (the python row says so), and
+    # the client's pins may not even exist for it: pip is not run there for nothing.
+    for node, why in sorted(elsewhere.items()):
+        if node in by_node:
+            skipped.append(f"{node}: {why}: not installing {' '.join(sorted(by_node.pop(node)))}")
     return Needs({n: tuple(sorted(r)) for n, r in sorted(by_node.items())}, tuple(skipped))
+
+
+def _other_python(rows: Sequence[VersionRow]) -> dict[str, str]:
+    """The nodes whose Python minor differs from the client's, each with a line saying so."""
+    row = next((r for r in rows if r.kind == "python"), None)
+    if row is None:
+        return {}
+    minor = row.client.rpartition(".")[0]  # "3.11.7" -> "3.11"; "pypy 3.10.14" -> "pypy 3.10"
+    cells = {**row.by_worker, SCHEDULER: row.scheduler}
+    return {
+        node: f"Python {cell}, the client runs {row.client}"
+        for node, cell in cells.items()
+        if cell != "?" and cell.rpartition(".")[0] != minor
+    }
 
 
 def group(

@@ -86,21 +86,23 @@ def _python_row(nodes: _Nodes) -> VersionRow:
         name = f.get("implementation", "cpython")
         return f["python"] if name == "cpython" else f"{name} {f['python']}"
 
-    def minor(f: Facts) -> tuple[str, ...]:
-        return (f.get("implementation", "cpython"), *f["python"].split(".")[:2])
-
     client = nodes.facts[nodes.CLIENT]
     cells = {k: cell(f) for k, f in nodes.facts.items()}
-    other_minor = [k for k, f in nodes.facts.items() if minor(f) != minor(client)]
+    other_minor = [k for k, f in nodes.facts.items() if _minor(f) != _minor(client)]
     other_patch = [k for k in cells if cells[k] != cells[nodes.CLIENT]]
     if other_minor:
-        wanted = ".".join(minor(client)[1:])
+        wanted = ".".join(_minor(client)[1:])
         return nodes.row("python", "python", cells, "error", (
             f"use Python {wanted} on {nodes.where(other_minor)}: "
             "pickled tasks need the client's major.minor"
         ))  # fmt: skip
     hint = f"Python patch versions differ on {nodes.where(other_patch)}; usually harmless"
     return nodes.row("python", "python", cells, "warning" if other_patch else "ok", hint)
+
+
+def _minor(f: Facts) -> tuple[str, ...]:
+    """``("cpython", "3", "11")``: what pickled tasks need to agree on."""
+    return (f.get("implementation", "cpython"), *str(f["python"]).split(".")[:2])
 
 
 def _platform_row(nodes: _Nodes) -> VersionRow:
@@ -194,16 +196,33 @@ def _cell(info: Facts | None) -> str:
 
 
 def _code_rows(nodes: _Nodes) -> list[VersionRow]:
-    """Each shipped unit's digest: nodes must agree; the client's local copy should too."""
+    """Each shipped unit's digest: nodes must agree; the client's local copy should too.
+
+    A node on another Python minor is never sent the code (the python row says so): it is
+    shown as such and left out of the agreement, else it would make the nodes that do run
+    the code look like the odd ones out."""
+    client = nodes.facts[nodes.CLIENT]
     shipped = {k: f.get("units") for k, f in nodes.facts.items() if k != nodes.CLIENT}
-    local = nodes.facts[nodes.CLIENT].get("units") or {}
+    other_python = {
+        k: f["python"]
+        for k, f in nodes.facts.items()
+        if k != nodes.CLIENT and _minor(f) != _minor(client)
+    }
+    local = client.get("units") or {}
     rows = []
     for name in sorted({n for units in shipped.values() for n in units or ()}):
         cells = {k: (units or {}).get(name, "missing")[:12] for k, units in shipped.items()}
+        cells.update((k, f"n/a: Python {v}") for k, v in other_python.items())
         cells[nodes.CLIENT] = local[name][:12] if name in local else "not in project"
-        counts = [v for k, v in cells.items() if k != nodes.CLIENT]
+        counts = [v for k, v in cells.items() if k != nodes.CLIENT and k not in other_python]
+        if not counts:  # every node runs another Python: the python row is the news
+            continue
         common = max(sorted(set(counts)), key=counts.count)
-        odd = [k for k, v in cells.items() if k != nodes.CLIENT and v != common]
+        odd = [
+            k
+            for k, v in cells.items()
+            if k != nodes.CLIENT and k not in other_python and v != common
+        ]
         if odd:
             hint = f"{nodes.where(odd)} run other code: run `shipit sync` to ship it again"
             rows.append(nodes.row(name, "code", cells, "error", hint))

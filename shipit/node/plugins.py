@@ -205,7 +205,7 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
                 n for n, u in s["units"].items() if u["project"] == project and n not in names
             ]
             if not changed and not removed:
-                retried = await self._catch_up_lagging(timeout)
+                retried = await self._catch_up_lagging(timeout, python)
                 return {
                     "status": "OK",
                     "generation": s["generation"],
@@ -291,11 +291,19 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
     async def _fetch_local(self, digests: list[str]) -> dict[str, bytes]:
         return self.fetch(digests)
 
-    async def _catch_up_lagging(self, timeout: float) -> dict[str, NodeReply]:
+    async def _catch_up_lagging(
+        self, timeout: float, python: str | None = None
+    ) -> dict[str, NodeReply]:
         """Bring the workers a past push failed on to the current version, even when
         nothing changed: running the same sync again is how a user repairs a node."""
         s = self.state_
         s["behind"] &= set(self.scheduler.workers)
+        # A worker on another Python than this client's never holds its code: one that
+        # joined (or that a nanny restarted) since the last push is behind too, and named.
+        for address in self.scheduler.workers:
+            theirs = python_of(str(_host_facts(self.scheduler, address).get("python", "")))
+            if python and theirs and theirs != python:
+                s["behind"].add(address)
         if not s["behind"]:
             return {}
         update = {
