@@ -23,9 +23,11 @@ from .errors import (
     UsageError,
     VersionMismatch,
 )
-from .guard import Guard, guard
-from .install import InstallFailed, install
-from .parity import check
+from .install.installer import InstallFailed, install
+from .install.requirements import BadPipOption, BadRequirement, PipOptions
+from .install.wheels import BuildFailed, DownloadFailed
+from .parity.check import check
+from .parity.guard import Guard, guard
 from .report import (
     EnvironmentInstall,
     InstallReport,
@@ -35,12 +37,10 @@ from .report import (
     UnitResult,
     WorkerRestart,
 )
-from .requirements import BadPipOption, BadRequirement, PipOptions
 from .run import RunReport, run
-from .ship import Plan, plan, sync
+from .shipper import Plan, plan, sync
 from .status import ClusterStatus, NodeStatus, status
 from .watch import Watch, WatchEvent, watch
-from .wheels import BuildFailed, DownloadFailed
 
 __all__ = [
     "BadAddress",

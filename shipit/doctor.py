@@ -16,8 +16,9 @@ from typing import Any, Literal
 import distributed
 from distributed import Client
 
-from . import nodecheck, ship
-from .nodes import Answers, ask
+from . import nodecheck
+from . import shipper as ship
+from .ask import Answers, ask
 from .text import aligned
 
 Status = Literal["ok", "warning", "failed"]

@@ -22,9 +22,10 @@ from pathlib import Path
 
 from distributed import Client
 
-from . import parity, ship
-from .cluster import EmbeddedCluster
+from . import shipper as ship
 from .errors import NoSchedulerError, UsageError
+from .local_cluster import EmbeddedCluster
+from .parity import check as parity
 from .report import ParityReport, SyncReport
 
 

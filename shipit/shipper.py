@@ -27,10 +27,10 @@ from distributed.comm import CommClosedError, parse_address, parse_host_port
 from distributed.comm import connect as comm_connect
 from distributed.comm.registry import backends
 
-from . import hoststore, parity, remote
+from . import hoststore, remote
 from .byvalue import by_value
 from .config import Config, load_config
-from .discover import Project, Unit
+from .connection import is_loopback, warn_if_in_the_clear
 from .errors import (
     BadAddress,
     ConnectionFailed,
@@ -42,14 +42,15 @@ from .errors import (
     ShipitError,
     SyntaxProblem,
 )
-from .install import InstallFailed
-from .install import install as install_missing
-from .limits import check_sizes
-from .pack import Pack, Packer, StaleFile
+from .install.installer import InstallFailed
+from .install.installer import install as install_missing
+from .install.requirements import PipOptions
+from .install.wheels import code_only
+from .parity import check as parity
+from .project.discover import Project, Unit
+from .project.limits import check_sizes
+from .project.pack import Pack, Packer, StaleFile
 from .report import NodeResult, SyncReport, UnitResult
-from .requirements import PipOptions
-from .security import is_loopback, warn_if_in_the_clear
-from .wheels import code_only
 
 logger = logging.getLogger(__name__)
 

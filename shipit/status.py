@@ -15,14 +15,15 @@ from typing import Any, Literal
 
 from distributed import Client
 
-from . import nodecheck, nodeinfo, ship
+from . import nodecheck, nodeinfo
+from . import shipper as ship
+from .ask import ask
 from .config import load_config
-from .discover import Project
 from .errors import ShipitError
-from .nodes import ask
-from .pack import file_digest, unit_digest
+from .parity.versions import DASK_OPTIONAL, DASK_STACK
+from .project.discover import Project
+from .project.pack import file_digest, unit_digest
 from .text import aligned
-from .versions import DASK_OPTIONAL, DASK_STACK
 
 KEY_VERSIONS = ("dask", "distributed", "cloudpickle")
 

@@ -19,14 +19,14 @@ from typing import Literal
 
 from distributed import Client
 
-from .cluster import EmbeddedCluster
 from .config import load_config
-from .discover import Project, Unit
 from .errors import ConnectionFailed, NoSchedulerError, ShipitError, SyntaxProblem
-from .limits import check_sizes
-from .pack import Packer, StaleFile
+from .local_cluster import EmbeddedCluster
+from .project.discover import Project, Unit
+from .project.limits import check_sizes
+from .project.pack import Packer, StaleFile
 from .report import SyncReport
-from .ship import AGENT, DEFAULT_TIMEOUT, Shipper, open_client, scheduler_address
+from .shipper import AGENT, DEFAULT_TIMEOUT, Shipper, open_client, scheduler_address
 from .watcher import Changes, ChangeWatcher
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from distributed import Client, Security
 
-from shipit.security import in_the_clear, warn_if_in_the_clear
+from shipit.connection import in_the_clear, warn_if_in_the_clear
 
 from .conftest import Cluster, ProcessCluster, Project
 
@@ -41,7 +41,7 @@ def test_in_the_clear(address: str, warns: bool) -> None:
 
 
 def test_the_warning_names_the_address_once(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="shipit.security"):
+    with caplog.at_level(logging.WARNING, logger="shipit.connection"):
         warn_if_in_the_clear("tcp://10.9.8.7:8786")
         warn_if_in_the_clear("tcp://10.9.8.7:8786")
         warn_if_in_the_clear("tls://10.9.8.7:8786")

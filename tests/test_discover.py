@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import shipit.discover
+import shipit.project.discover
 from shipit.config import load_config
-from shipit.discover import Project, Unit, discover, editable_units
 from shipit.errors import UsageError
+from shipit.project.discover import Project, Unit, discover, editable_units
 
 
 def build(root: Path, files: Iterable[str] | Mapping[str, str], pyproject: str = "") -> Path:
@@ -212,7 +212,7 @@ def test_does_not_descend_into_left_out_folders(
         listed.append(Path(path).relative_to(tmp_path).as_posix())
         return scandir(path)
 
-    monkeypatch.setattr(shipit.discover.os, "scandir", recording_scandir)
+    monkeypatch.setattr(shipit.project.discover.os, "scandir", recording_scandir)
     project_at(tmp_path).units()
     assert sorted(listed) == [".", "pkg"]
 
@@ -307,7 +307,7 @@ def test_a_secret_in_a_unit_is_logged_once(
 ) -> None:
     build(tmp_path, ["pkg/__init__.py", "pkg/server.pem", ".env"])
     project = project_at(tmp_path)
-    with caplog.at_level(logging.INFO, logger="shipit.discover"):
+    with caplog.at_level(logging.INFO, logger="shipit.project.discover"):
         project.units()
         project.units()
         assert project.unit_name_for(tmp_path / "pkg/server.pem") is None

@@ -9,8 +9,8 @@ import pytest
 from distributed import Client
 
 import shipit
+from shipit.ask import Answers
 from shipit.doctor import LOW_DISK, NO_DISK, _disk, _python
-from shipit.nodes import Answers
 
 from .conftest import Cluster, ProcessCluster
 from .test_cli import _free_port

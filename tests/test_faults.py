@@ -19,8 +19,8 @@ import pytest
 from distributed import Client
 
 import shipit
-from shipit.pack import file_digest, unit_digest
-from shipit.ship import Shipper
+from shipit.project.pack import file_digest, unit_digest
+from shipit.shipper import Shipper
 
 from .conftest import Cluster, ProcessCluster, Project
 

@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 
 from shipit import remote
 from shipit.config import load_config
-from shipit.discover import Project
-from shipit.pack import Pack, Packer
+from shipit.project.discover import Project
+from shipit.project.pack import Pack, Packer
 
 # Importable names, some outside ASCII (NFC, as a filesystem hands them back).
 GOOD = ["alpha", "beta_2", "Gamma", "données", "λx", "模块", "ñu", "_private", "z9"]

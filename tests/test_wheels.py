@@ -1,5 +1,5 @@
-"""shipit.wheels: local projects found, built for real with ``build``, and wheels fetched with
-``pip download`` for another node's Python and platform, from a local folder: no network."""
+"""shipit.install.wheels: local projects found, built for real with ``build``, and wheels fetched
+with ``pip download`` for another node's Python and platform, from a local folder: no network."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from shipit import plan
 from shipit.config import load_config
 from shipit.errors import ConfigError
-from shipit.requirements import PipOptions
-from shipit.wheels import (
+from shipit.install.requirements import PipOptions
+from shipit.install.wheels import (
     BuildFailed,
     DownloadFailed,
     LocalProject,

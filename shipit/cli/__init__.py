@@ -16,13 +16,14 @@ from typing import Any, TypeVar
 
 import click
 
-from . import parity, ship
-from .cli_progress import Progress as _Progress
-from .errors import ShipitError
-from .report import InstallReport, SyncReport
-from .text import size_text
-from .watch import Watch, WatchEvent
-from .wheels import code_only
+from .. import shipper as ship
+from ..errors import ShipitError
+from ..install.wheels import code_only
+from ..parity import check as parity
+from ..report import InstallReport, SyncReport
+from ..text import size_text
+from ..watch import Watch, WatchEvent
+from ._common import Progress as _Progress
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -372,4 +373,4 @@ def check(path: str, scheduler: str | None, timeout: float, as_json: bool, show_
     sys.exit(0 if report.ok else 1)
 
 
-from . import cli_cluster  # noqa: E402, F401  (registers run, status and doctor on main)
+from . import run as _run  # noqa: E402, F401  (registers run, status and doctor on main)

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from .cli import (
+from ..cli import (
     _handles_errors,
     _Progress,
     _render_report,
@@ -20,10 +20,10 @@ from .cli import (
     timeout_option,
     workers_option,
 )
-from .doctor import doctor as run_doctor
-from .run import RunReport
-from .run import run as run_script
-from .status import status as read_status
+from ..doctor import doctor as run_doctor
+from ..run import RunReport
+from ..run import run as run_script
+from ..status import status as read_status
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

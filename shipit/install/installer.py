@@ -21,11 +21,13 @@ from typing import Any
 from distributed import Client
 from packaging.utils import canonicalize_name
 
-from . import installer, parity, ship
-from .byvalue import by_value
-from .config import Config, load_config
-from .errors import ProbeTimeout, ShipitError
-from .report import EnvironmentInstall, InstallReport
+from .. import installer
+from .. import shipper as ship
+from ..byvalue import by_value
+from ..config import Config, load_config
+from ..errors import ProbeTimeout, ShipitError
+from ..parity import check as parity
+from ..report import EnvironmentInstall, InstallReport
 from .requirements import SCHEDULER, Group, PipOptions, group, needs
 from .restarts import needed, only_restarts, restart_stale
 from .wheels import (

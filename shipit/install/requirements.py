@@ -17,9 +17,9 @@ from urllib.parse import urlparse
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
-from .config import Config
-from .errors import UsageError
-from .report import VersionRow
+from ..config import Config
+from ..errors import UsageError
+from ..report import VersionRow
 
 SCHEDULER = "scheduler"  # the scheduler's key among the nodes
 # PEP 508 names: letters, digits and ._- inside; never an option ("-e"), a path or a URL.

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from distributed import Client
 
-from .report import ParityReport, VersionRow, WorkerRestart
+from ..report import ParityReport, VersionRow, WorkerRestart
 from .requirements import SCHEDULER, installed_version, stale
 
 logger = logging.getLogger(__name__)

@@ -27,15 +27,15 @@ import pyproject_hooks
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from .config import Config, read_pyproject
-from .discover import Project
-from .errors import ConfigError, ShipitError, SyntaxProblem
-from .installer import pip_error
+from ..config import Config, read_pyproject
+from ..errors import ConfigError, ShipitError, SyntaxProblem
+from ..installer import pip_error
+from ..project.discover import Project
 from .requirements import PipOptions
 
 if TYPE_CHECKING:
-    from .pack import Pack
-    from .ship import Plan
+    from ..project.pack import Pack
+    from ..shipper import Plan
 
 logger = logging.getLogger(__name__)
 _OUTPUT_CHARS = 600

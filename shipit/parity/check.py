@@ -20,14 +20,15 @@ from distributed import Client
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from . import nodeinfo, ship
-from .byvalue import by_value
-from .config import Config, load_config
-from .discover import Project, Unit
-from .errors import ConfigError, ConnectionFailed, ProbeTimeout, VersionMismatch
-from .imports import distributions_for, imported_names
-from .pack import file_digest, unit_digest
-from .report import ParityReport
+from .. import nodeinfo
+from .. import shipper as ship
+from ..byvalue import by_value
+from ..config import Config, load_config
+from ..errors import ConfigError, ConnectionFailed, ProbeTimeout, VersionMismatch
+from ..project.discover import Project, Unit
+from ..project.imports import distributions_for, imported_names
+from ..project.pack import file_digest, unit_digest
+from ..report import ParityReport
 from .versions import DASK_OPTIONAL, DASK_STACK, Facts, compare
 
 logger = logging.getLogger(__name__)

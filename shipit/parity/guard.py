@@ -22,9 +22,9 @@ from typing import Any
 import distributed
 from distributed import Client
 
-from . import parity
-from .errors import ShipitError, UsageError, VersionMismatch
-from .report import ParityReport
+from ..errors import ShipitError, UsageError, VersionMismatch
+from ..report import ParityReport
+from . import check as parity
 
 logger = logging.getLogger(__name__)
 _TOPIC = "all"

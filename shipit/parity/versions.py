@@ -10,7 +10,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict
 from typing import Any
 
-from .report import Severity, VersionRow
+from ..report import Severity, VersionRow
 
 Facts = Mapping[str, Any]
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from pathspec import GitIgnoreSpec
 
-from .config import Config
+from ..config import Config
+from ..errors import BadFile, UsageError
 from .entries import shippable
-from .errors import BadFile, UsageError
 from .layout import layout
 from .siblings import Sibling, imported_siblings
 

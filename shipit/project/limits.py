@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from .config import Config
-from .errors import TooLarge
+from ..config import Config
+from ..errors import TooLarge
+from ..text import size_text
 from .pack import Pack
-from .text import size_text
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import BadFile, ShipitError, SyntaxProblem
 from .discover import Unit
-from .errors import BadFile, ShipitError, SyntaxProblem
 from .syntaxcache import SyntaxCache
 
 logger = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from urllib.request import url2pathname
 
 from packaging.utils import canonicalize_name
 
-from .config import load_config
-from .errors import ConfigError
+from ..config import load_config
+from ..errors import ConfigError
 from .imports import imported_names, top_level_names
 
 if TYPE_CHECKING:
