@@ -9,37 +9,42 @@ from .doctor import DoctorReport, Finding, doctor
 from .errors import (
     BadAddress,
     BadFile,
+    BadPipOption,
+    BadRequirement,
+    BuildFailed,
     ConfigError,
     ConnectionFailed,
     ConnectionLost,
+    DownloadFailed,
+    InstallFailed,
     NoSchedulerError,
     NothingToShip,
     PackError,
     ProbeTimeout,
     PushFailed,
     ShipitError,
-    SyntaxProblem,
     TooLarge,
     UsageError,
     VersionMismatch,
 )
-from .install.installer import InstallFailed, install
-from .install.requirements import BadPipOption, BadRequirement, PipOptions
-from .install.wheels import BuildFailed, DownloadFailed
+from .install.installer import install
+from .install.requirements import PipOptions
 from .parity.check import check
 from .parity.guard import Guard, guard
+from .project.plan import Plan, plan
 from .report import (
     EnvironmentInstall,
     InstallReport,
     NodeResult,
     ParityReport,
     SyncReport,
+    SyntaxProblem,
     UnitResult,
     WorkerRestart,
 )
 from .run import RunReport, run
-from .shipper import Plan, plan, sync
 from .status import ClusterStatus, NodeStatus, status
+from .sync import sync
 from .watch import Watch, WatchEvent, watch
 
 __all__ = [

@@ -29,6 +29,8 @@ _NAMES = ("extra_packages", "ignore")  # distributions, checked as such
 _SEVERITIES = ("error", "warning")
 KNOWN_KEYS = frozenset((*_LISTS, *_STRINGS, *_BOOLS, *_NUMBERS, *_SIZES, "severity"))
 MiB = 2**20
+DEFAULT_TIMEOUT = 10.0  # seconds for the scheduler, and the cluster's probes, to answer
+DEFAULT_PIP_TIMEOUT = 600.0  # seconds each pip run may take
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ import distributed
 from distributed import Client
 
 from . import nodecheck
-from . import shipper as ship
 from .ask import Answers, ask
+from .config import DEFAULT_TIMEOUT
+from .connection import connect
 from .text import aligned
 
 Status = Literal["ok", "warning", "failed"]
@@ -73,9 +74,7 @@ class DoctorReport:
         return out
 
 
-def doctor(
-    client: Client | str | None = None, *, timeout: float = ship.DEFAULT_TIMEOUT
-) -> DoctorReport:
+def doctor(client: Client | str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> DoctorReport:
     """Check the scheduler, the workers, Python versions, worker-to-worker connections, the
     dashboard, disk, memory limits and nannies. An unreachable scheduler raises
     :class:`ConnectionFailed`; everything else is a finding.
@@ -84,7 +83,7 @@ def doctor(
     True
     """
     started = time.perf_counter()
-    with ship.connect(client, timeout) as c:
+    with connect(client, timeout) as c:
         scheduler = str(getattr(c.scheduler, "address", ""))
         facts = ask(c, nodecheck, nodecheck.describe, timeout=timeout)
         reachable = sorted(facts.workers)

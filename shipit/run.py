@@ -22,11 +22,13 @@ from pathlib import Path
 
 from distributed import Client
 
-from . import shipper as ship
+from .config import DEFAULT_TIMEOUT
+from .connection import connect, scheduler_address
 from .errors import NoSchedulerError, UsageError
 from .local_cluster import EmbeddedCluster
 from .parity import check as parity
 from .report import ParityReport, SyncReport
+from .sync import sync
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def run(
     client: Client | str | None = None,
     path: str | Path = ".",
     *,
-    timeout: float = ship.DEFAULT_TIMEOUT,
+    timeout: float = DEFAULT_TIMEOUT,
     n_workers: int | None = None,
     install: bool = True,
     on_progress: Callable[[str], None] = lambda step: None,
@@ -78,7 +80,7 @@ def run(
         raise UsageError(f"no script at {script}", tip="give the path of a Python file to run")
     with _cluster(client, timeout, n_workers, on_progress) as (connected, started):
         address = str(connected.scheduler.address)
-        the_sync = ship.sync(
+        the_sync = sync(
             connected, path, timeout=timeout, strict=False, install=install,
             on_progress=on_progress,
         )  # fmt: skip
@@ -105,7 +107,7 @@ def _cluster(
     """The given cluster, or a local one for the run."""
     if not isinstance(client, Client):
         try:
-            client = ship.scheduler_address(client)
+            client = scheduler_address(client)
         except NoSchedulerError:
             on_progress("starting a local cluster")
             embedded = EmbeddedCluster(n_workers)
@@ -115,7 +117,7 @@ def _cluster(
                 on_progress("closing the local cluster")
                 embedded.close()
             return
-    with ship.connect(client, timeout) as connected:
+    with connect(client, timeout) as connected:
         yield connected, None
 
 

@@ -16,9 +16,9 @@ from typing import Any, Literal
 from distributed import Client
 
 from . import nodecheck, nodeinfo
-from . import shipper as ship
 from .ask import ask
-from .config import load_config
+from .config import DEFAULT_TIMEOUT, load_config
+from .connection import connect
 from .errors import ShipitError
 from .parity.versions import DASK_OPTIONAL, DASK_STACK
 from .project.discover import Project
@@ -115,7 +115,7 @@ def status(
     client: Client | str | None = None,
     path: str | Path = ".",
     *,
-    timeout: float = ship.DEFAULT_TIMEOUT,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> ClusterStatus:
     """Read every node's shipped units, Python, Dask versions, nanny and local directory, and
     compare the units with the project at ``path``.
@@ -126,7 +126,7 @@ def status(
     started = time.perf_counter()
     local = _local_digests(path)
     names = [*DASK_STACK, *DASK_OPTIONAL]
-    with ship.connect(client, timeout) as c:
+    with connect(client, timeout) as c:
         described = ask(c, nodecheck, nodecheck.describe, timeout=timeout, scheduler=False)
         # A worker that did not answer once is not asked again (and waited for) twice.
         answered = sorted(described.workers)

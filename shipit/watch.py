@@ -19,14 +19,15 @@ from typing import Literal
 
 from distributed import Client
 
-from .config import load_config
-from .errors import ConnectionFailed, NoSchedulerError, ShipitError, SyntaxProblem
+from .config import DEFAULT_TIMEOUT, load_config
+from .connection import open_client, scheduler_address
+from .errors import ConnectionFailed, NoSchedulerError, ShipitError, StaleFile
 from .local_cluster import EmbeddedCluster
 from .project.discover import Project, Unit
 from .project.limits import check_sizes
-from .project.pack import Packer, StaleFile
-from .report import SyncReport
-from .shipper import AGENT, DEFAULT_TIMEOUT, Shipper, open_client, scheduler_address
+from .project.pack import Packer
+from .report import SyncReport, SyntaxProblem
+from .shipper import AGENT, Shipper
 from .watcher import Changes, ChangeWatcher
 
 logger = logging.getLogger(__name__)

@@ -151,7 +151,7 @@ def test_watch_survives_a_scheduler_restart(
     try:
         address = pc.start_scheduler(port=port)
         pc.start_worker()
-        with shipit.shipper.open_client(address, 30) as client:
+        with shipit.connection.open_client(address, 30) as client:
             client.wait_for_workers(1, timeout=60)
         handle = shipit.watch(address, project.root, on_event=events)
         mark = events.mark()
@@ -168,7 +168,7 @@ def test_watch_survives_a_scheduler_restart(
         assert ready.report is not None and ready.report.ok
         assert "reconnected" in events.kinds(mark)
         pc.start_worker()  # a worker that joins afterwards gets the current code
-        with shipit.shipper.open_client(address, 30) as client:
+        with shipit.connection.open_client(address, 30) as client:
             client.wait_for_workers(1, timeout=60)
             value = project.module("{pkg}.sub").value
             assert client.submit(value, pure=False).result() == 7

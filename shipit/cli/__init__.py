@@ -16,11 +16,14 @@ from typing import Any, TypeVar
 
 import click
 
-from .. import shipper as ship
+from .. import shipper
+from ..config import DEFAULT_TIMEOUT
 from ..errors import ShipitError
 from ..install.wheels import code_only
 from ..parity import check as parity
+from ..project.plan import Plan, plan
 from ..report import InstallReport, SyncReport
+from ..sync import sync as sync_project
 from ..text import size_text
 from ..watch import Watch, WatchEvent
 from ._common import Progress as _Progress
@@ -60,7 +63,7 @@ scheduler_option = click.option(
 timeout_option = click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
-    default=ship.DEFAULT_TIMEOUT,
+    default=DEFAULT_TIMEOUT,
     show_default=True,
     help="Seconds to wait for the scheduler to answer a connection.",
 )
@@ -109,7 +112,7 @@ def main(verbose: int) -> None:
     """Ship local code to a Dask cluster and keep every node's versions in parity."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    ship.no_user_code_here()  # an embedded cluster's scheduler here serves scripts elsewhere
+    shipper.no_user_code_here()  # an embedded cluster's scheduler here serves scripts elsewhere
 
 
 @main.command()
@@ -189,10 +192,10 @@ def sync(
     options["find_links"] = options["find_links"] or None
     address = scheduler and str(scheduler)
     if dry_run:
-        the_plan = ship.plan(path)
+        the_plan = plan(path)
         report = None
         if options["install"] and address:
-            report = ship.sync(
+            report = sync_project(
                 address, path, timeout=timeout, strict=False, dry_run=True, **options
             )
             packs, problems = code_only(the_plan)
@@ -202,7 +205,7 @@ def sync(
         _render_plan(the_plan, report.install if report else None, as_json)
         return
     with _Progress() as progress:
-        report = ship.sync(
+        report = sync_project(
             address, path, timeout=timeout, strict=False, on_progress=progress, **options
         )
     if as_json:
@@ -212,7 +215,7 @@ def sync(
     sys.exit(0 if report.ok else 1)
 
 
-def _render_plan(plan: ship.Plan, install: InstallReport | None, as_json: bool) -> None:
+def _render_plan(the_plan: Plan, install: InstallReport | None, as_json: bool) -> None:
     if as_json:
         data = {
             "units": [
@@ -223,25 +226,25 @@ def _render_plan(plan: ship.Plan, install: InstallReport | None, as_json: bool) 
                     "size": p.size,
                     "files": list(p.files),
                 }
-                for p in plan.packs
+                for p in the_plan.packs
             ],
-            "problems": [str(p) for p in plan.problems],
+            "problems": [str(p) for p in the_plan.problems],
             "install": install.to_dict() if install else None,
         }
         click.echo(json.dumps(data, indent=2))
     else:
-        for pack in plan.packs:
+        for pack in the_plan.packs:
             origin = "" if pack.origin == "project" else f"  ({pack.origin})"
             click.echo(f"{pack.name}  {len(pack.files)} files  {_size(pack.size)}{origin}")
             for rel in pack.files:
                 click.echo(f"  {rel}")
-        for problem in plan.problems:
+        for problem in the_plan.problems:
             click.secho(f"syntax error, would not ship: {problem}", fg="red", err=True)
         if install is not None:
             _render_install(install)
-        total = sum(p.size for p in plan.packs)
-        click.echo(f"would ship {len(plan.packs)} unit(s), {_size(total)}; nothing was sent")
-    if plan.problems:
+        total = sum(p.size for p in the_plan.packs)
+        click.echo(f"would ship {len(the_plan.packs)} unit(s), {_size(total)}; nothing was sent")
+    if the_plan.problems:
         sys.exit(1)
 
 

@@ -16,23 +16,21 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distributed import Client
 from packaging.utils import canonicalize_name
 
-from .. import installer
-from .. import shipper as ship
+from .. import events, installer
 from ..byvalue import by_value
-from ..config import Config, load_config
-from ..errors import ProbeTimeout, ShipitError
+from ..config import DEFAULT_PIP_TIMEOUT, DEFAULT_TIMEOUT, Config, load_config
+from ..connection import connect
+from ..errors import BuildFailed, DownloadFailed, InstallFailed, ProbeTimeout
 from ..parity import check as parity
 from ..report import EnvironmentInstall, InstallReport
 from .requirements import SCHEDULER, Group, PipOptions, group, needs
 from .restarts import needed, only_restarts, restart_stale
 from .wheels import (
-    BuildFailed,
-    DownloadFailed,
     LocalProject,
     build_wheel,
     download,
@@ -40,27 +38,12 @@ from .wheels import (
     wheel_version,
 )
 
+if TYPE_CHECKING:
+    from ..project.plan import Plan
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 10.0  # seconds for the cluster to answer a probe
-DEFAULT_PIP_TIMEOUT = 600.0
 _ANSWER_MARGIN = 30.0  # beyond the pip timeout, for the node to report back
-
-
-class InstallFailed(ShipitError):
-    """pip failed on some nodes, a restart failed, or differences remain after the install."""
-
-    def __init__(self, report: InstallReport) -> None:
-        self.report = report
-        problems = [f"{r.where}: {r.error}" for r in report.failed]
-        problems += [
-            f"restart of {r.worker}: {r.detail or r.status}"
-            for r in report.restarts
-            if r.status in ("failed", "no nanny")
-        ]
-        problems += [f"{r.label}: {r.suggestion}" for r in report.remaining]
-        super().__init__("install incomplete: " + "; ".join(problems))
-        self.tip = "the nodes that could install did; fix what is named and sync again"
 
 
 def install(
@@ -77,7 +60,7 @@ def install(
     pip_timeout: float | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     strict: bool = True,
-    plan: ship.Plan | None = None,
+    plan: Plan | None = None,
 ) -> InstallReport:
     """Install on every node, pinned to the client's versions, what it lacks to run the project.
 
@@ -101,7 +84,7 @@ def install(
     )
     offline = config.wheels_from_client if wheels_from_client is None else wheels_from_client
     seconds = pip_timeout or config.pip_timeout or DEFAULT_PIP_TIMEOUT
-    with ship.connect(client, timeout) as connected:
+    with connect(client, timeout) as connected:
         installing = Installer(connected, config, options, offline, seconds, timeout, plan)
         report = installing.run(restart=restart, dry_run=dry_run)
     if strict and not report.ok:
@@ -120,7 +103,7 @@ class Installer:
         offline: bool = False,
         pip_timeout: float = DEFAULT_PIP_TIMEOUT,
         timeout: float = DEFAULT_TIMEOUT,
-        plan: ship.Plan | None = None,
+        plan: Plan | None = None,
     ) -> None:
         self.client, self.config, self.options = client, config, options
         self.plan = plan
@@ -154,7 +137,7 @@ class Installer:
             runs = (*self._install(groups), *lost)
         after = before
         if groups:
-            parity.synced()  # guards in this process check again before their next submission
+            events.synced()  # guards in this process check again before their next submission
             after = check.report(self.client, self.timeout)
         timeout = max(60.0, 4 * self.timeout)
         restarts = tuple(restart_stale(self.client, after, timeout)) if restart else needed(after)

@@ -18,29 +18,13 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from ..config import Config
-from ..errors import UsageError
+from ..errors import BadPipOption, BadRequirement
 from ..report import VersionRow
 
 SCHEDULER = "scheduler"  # the scheduler's key among the nodes
 # PEP 508 names: letters, digits and ._- inside; never an option ("-e"), a path or a URL.
 _NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 _URL_SCHEMES = ("http", "https", "file")
-
-
-class BadRequirement(UsageError):
-    """A name or version that cannot become a ``name==version`` requirement."""
-
-    def __init__(self, name: str, version: str, reason: str) -> None:
-        self.name, self.version, self.reason = name, version, reason
-        super().__init__(f"cannot install {name!r} version {version!r}: {reason}")
-
-
-class BadPipOption(UsageError):
-    """An index, find-links or other pip option value shipit will not pass on."""
-
-    def __init__(self, option: str, value: str, reason: str) -> None:
-        self.option, self.value = option, value
-        super().__init__(f"{option} {value!r}: {reason}")
 
 
 def pin(name: str, version: str) -> str:

@@ -28,35 +28,18 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from ..config import Config, read_pyproject
-from ..errors import ConfigError, ShipitError, SyntaxProblem
+from ..errors import BuildFailed, ConfigError, DownloadFailed
 from ..installer import pip_error
 from ..project.discover import Project
 from .requirements import PipOptions
 
 if TYPE_CHECKING:
     from ..project.pack import Pack
-    from ..shipper import Plan
+    from ..project.plan import Plan
+    from ..report import SyntaxProblem
 
 logger = logging.getLogger(__name__)
 _OUTPUT_CHARS = 600
-
-
-class BuildFailed(ShipitError):
-    """``build`` could not make a wheel of a local project."""
-
-    def __init__(self, folder: Path, reason: str) -> None:
-        self.folder, self.reason = folder, reason
-        super().__init__(f"cannot build a wheel of {folder}: {reason}")
-        self.tip = f"run `python -m build --wheel {folder}` to see the whole error"
-
-
-class DownloadFailed(ShipitError):
-    """``pip download`` could not fetch wheels for the workers' Python and platform."""
-
-    def __init__(self, requirements: Sequence[str], target: str, reason: str) -> None:
-        self.requirements, self.target, self.reason = tuple(requirements), target, reason
-        wanted = " ".join(self.requirements)
-        super().__init__(f"the client could not fetch wheels of {wanted} for {target}: {reason}")
 
 
 @dataclass(frozen=True)

@@ -11,19 +11,18 @@ import asyncio
 import contextlib
 import logging
 import time
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distributed import Client
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .. import nodeinfo
-from .. import shipper as ship
 from ..byvalue import by_value
-from ..config import Config, load_config
+from ..config import DEFAULT_TIMEOUT, Config, load_config
+from ..connection import connect
 from ..errors import ConfigError, ConnectionFailed, ProbeTimeout, VersionMismatch
 from ..project.discover import Project, Unit
 from ..project.imports import distributions_for, imported_names
@@ -31,12 +30,13 @@ from ..project.pack import file_digest, unit_digest
 from ..report import ParityReport
 from .versions import DASK_OPTIONAL, DASK_STACK, Facts, compare
 
+if TYPE_CHECKING:
+    from ..project.plan import Plan
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 10.0
 # Client-side tools: the nodes never import them.
 _CLIENT_ONLY = frozenset({"shipit"})
-_after_sync: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def check(
@@ -58,32 +58,21 @@ def check(
     [('numpy', '7 workers: 2.1.0; 2.0.0 on tcp://10.0.0.7:40331')]
     """
     parity = Parity(path)
-    with ship.connect(client, timeout) as connected:
+    with connect(client, timeout) as connected:
         report = parity.report(connected, timeout)
     if strict and not report.ok:
         raise VersionMismatch(report)
     return report
 
 
-def synced() -> None:
-    """Tell every guard that code changed on the cluster; ``Shipper.push`` calls this."""
-    for listener in list(_after_sync):
-        listener.invalidate(project=True)
-
-
-def after_sync(listener: Any) -> None:
-    """Register an object whose ``invalidate(project=True)`` runs after every sync."""
-    _after_sync.add(listener)
-
-
 class Parity:
     """The project's side of a check, read once; ``report`` reads the cluster's side fresh."""
 
-    def __init__(self, path: str | Path = ".", plan: ship.Plan | None = None) -> None:
+    def __init__(self, path: str | Path = ".", plan: Plan | None = None) -> None:
         self.config = load_config(path) if plan is None else plan.config
         self.refresh_project(plan)
 
-    def refresh_project(self, plan: ship.Plan | None = None) -> None:
+    def refresh_project(self, plan: Plan | None = None) -> None:
         """Read the project again (its imports and the digest of each unit it ships), or
         take them from ``plan``, a :func:`shipit.plan` just made."""
         units = Project(self.config).units() if plan is None else plan.units

@@ -22,7 +22,9 @@ from typing import Any
 import distributed
 from distributed import Client
 
-from ..errors import ShipitError, UsageError, VersionMismatch
+from .. import events
+from ..config import DEFAULT_TIMEOUT
+from ..errors import CannotGuard, UsageError, VersionMismatch
 from ..report import ParityReport
 from . import check as parity
 
@@ -31,9 +33,7 @@ _TOPIC = "all"
 _guarded: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
-def guard(
-    client: Client, path: str | Path = ".", *, timeout: float = parity.DEFAULT_TIMEOUT
-) -> Guard:
+def guard(client: Client, path: str | Path = ".", *, timeout: float = DEFAULT_TIMEOUT) -> Guard:
     """Refuse to submit work through ``client`` while the cluster's versions differ.
 
     Use it as a context manager, or call it and keep the handle (``.close()`` to stop).
@@ -56,7 +56,7 @@ class Guard:
         if client in _guarded:
             raise UsageError("this client already has a shipit guard", tip="close it first")
         if not callable(getattr(client, "_graph_to_futures", None)):  # distributed changed
-            raise ShipitError(f"this distributed ({distributed.__version__}) cannot be guarded")
+            raise CannotGuard(f"this distributed ({distributed.__version__}) cannot be guarded")
         self.client = client
         self.timeout = timeout
         self.checks = 0
@@ -77,7 +77,7 @@ class Guard:
         _guarded.add(client)
         client._graph_to_futures = self._guarded_send  # type: ignore[method-assign]
         client.subscribe_topic(_TOPIC, self._handler)
-        parity.after_sync(self)
+        events.after_sync(self)
         try:
             self._refresh()  # warm the cache
         except VersionMismatch as e:

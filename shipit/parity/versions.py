@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ..report import Severity, VersionRow
+from ..text import names, plural
 
 Facts = Mapping[str, Any]
 
@@ -18,7 +19,6 @@ Facts = Mapping[str, Any]
 DASK_STACK = ("dask", "distributed", "cloudpickle", "msgpack", "toolz", "tornado")
 # Compared where present: a version difference is an error, absence on some nodes a warning.
 DASK_OPTIONAL = ("numpy", "pandas", "lz4")
-_SHOWN_NAMES = 3
 
 
 def compare(
@@ -233,16 +233,9 @@ def group_workers(values: Mapping[str, str], reference: str | None = None) -> st
         groups.setdefault(value, []).append(address)
     head, *rest = sorted(groups, key=lambda v: (-len(groups[v]), v != reference, v))
     n = len(groups[head])
-    parts = [f"{n} worker{_s(n)}: {head}"]
+    parts = [f"{n} worker{plural(n)}: {head}"]
     parts += [f"{value} on {names(groups[value])}" for value in rest]
     return "; ".join(parts)
-
-
-def names(addresses: Collection[str]) -> str:
-    """A few addresses, then how many more."""
-    shown = sorted(addresses)[:_SHOWN_NAMES]
-    more = len(addresses) - len(shown)
-    return ", ".join(shown) + (f" +{more} more" if more else "")
 
 
 def where(scheduler: bool, workers: Collection[str], client: bool = False) -> str:
@@ -250,9 +243,5 @@ def where(scheduler: bool, workers: Collection[str], client: bool = False) -> st
     parts = ["the client"] if client else []
     parts += ["the scheduler"] if scheduler else []
     if workers:
-        parts.append(f"{len(workers)} worker{_s(len(workers))} ({names(workers)})")
+        parts.append(f"{len(workers)} worker{plural(len(workers))} ({names(workers)})")
     return " and ".join(parts) or "no node"
-
-
-def _s(n: int) -> str:
-    return "" if n == 1 else "s"

@@ -22,7 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import BadFile, ShipitError, SyntaxProblem
+from ..errors import BadFile, StaleFile
+from ..report import SyntaxProblem
+from ..text import shown_path
 from .discover import Unit
 from .syntaxcache import SyntaxCache
 
@@ -157,17 +159,6 @@ def _moved_since(fresh: Mapping[Path, tuple[tuple[int, int, int], str]]) -> list
     return moved
 
 
-class StaleFile(ShipitError):
-    """A file changed between hashing and reading; the caller packs the unit again, and
-    reports it once the file kept changing."""
-
-    tip = "something is still writing it: sync again once it holds still"
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(f"{_display(path)} kept changing while it was being shipped")
-        self.path = path
-
-
 @dataclass(frozen=True)
 class _Entry:
     stat_key: tuple[int, int, int]
@@ -237,7 +228,7 @@ class Packer:
                 if rel.endswith(".py") and entry.digest not in self._compiled:
                     if data is None:
                         data = path.read_bytes()
-                    to_compile[entry.digest] = (_display(path), data)
+                    to_compile[entry.digest] = (shown_path(path), data)
         self._check_syntax(to_compile)
 
         packs, problems = [], []
@@ -245,7 +236,7 @@ class Packer:
             manifest = manifests[unit.name]
             # A cached problem names the path it was first seen at; name this one.
             found = [
-                SyntaxProblem(_display(unit.root / rel), p.line, p.message, unit.name)
+                SyntaxProblem(shown_path(unit.root / rel), p.line, p.message, unit.name)
                 for rel, digest in sorted(manifest.items())
                 if rel.endswith(".py") and (p := self._compiled.get(digest)) is not None
             ]
@@ -305,14 +296,6 @@ class Packer:
             results = _compile_in_processes(items, workers)
         self._compiled.update(results)
         self._syntax_cache.add(digest for digest, problem in results.items() if problem is None)
-
-
-def _display(path: Path) -> str:
-    """A path as the user would type it: relative to the current folder when inside it."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def _compile_all(

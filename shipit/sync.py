@@ -1,0 +1,98 @@
+"""One sync: plan the project, push the packs to every node, install what the nodes lack.
+
+>>> report = shipit.sync(client)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from distributed import Client
+
+from .config import DEFAULT_TIMEOUT
+from .connection import connect
+from .errors import InstallFailed, NeverSettled, PackError, PushFailed, StaleFile
+from .install.installer import install as install_missing
+from .install.requirements import PipOptions
+from .install.wheels import code_only
+from .project.plan import plan
+from .report import SyncReport
+from .shipper import Shipper
+
+
+def sync(
+    client: Client | str | None = None,
+    path: str | Path = ".",
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    strict: bool = True,
+    install: bool = True,
+    restart: bool = False,
+    dry_run: bool = False,
+    index_url: str | None = None,
+    extra_index_urls: Sequence[str] | None = None,
+    find_links: Sequence[str] | None = None,
+    no_index: bool | None = None,
+    wheels_from_client: bool | None = None,
+    pip_timeout: float | None = None,
+    on_progress: Callable[[str], None] = lambda step: None,
+) -> SyncReport:
+    """Ship the project at ``path`` to the scheduler and every worker, then install there
+    what they lack (see :func:`shipit.install`); restart workers only with ``restart``.
+
+    ``client`` is a connected :class:`distributed.Client`, a scheduler address, or None for
+    ``DASK_SCHEDULER_ADDRESS``. Returns once every node confirmed the new code and pip
+    finished everywhere. With ``strict`` (the default) a unit that does not compile raises
+    :class:`PackError`, a node that failed raises :class:`PushFailed` and an incomplete
+    install raises :class:`InstallFailed`, after the rest was done. ``dry_run`` sends no
+    code and installs nothing: ``report.install`` holds the plan. Pip options left as None
+    come from ``[tool.shipit]``. ``on_progress`` hears each step as it starts.
+
+    >>> report = shipit.sync(client, find_links=["wheels"], no_index=True)
+    >>> [u.name for u in report.shipped], [r.status for r in report.install.runs]
+    (['montecarlo'], ['installed'])
+    """
+    on_progress("finding, hashing and compiling the project's files")
+    the_plan = plan(path)
+    if install:  # a bad pip option fails before anything is sent
+        PipOptions.resolve(
+            the_plan.config, index_url=index_url, extra_index_urls=extra_index_urls,
+            find_links=find_links, no_index=no_index,
+        )  # fmt: skip
+    on_progress("connecting to the scheduler")
+    with connect(client, timeout) as c:
+        if dry_run:
+            report = SyncReport(units=(), notes=("dry run: no code was sent",))
+        else:
+            for _ in range(3):
+                # Projects installed as wheels do not ship as code too (install=False: they do).
+                packs, problems = (
+                    code_only(the_plan) if install else (the_plan.packs, the_plan.problems)
+                )
+                files = sum(len(p.manifest) for p in packs)
+                on_progress(f"shipping {len(packs)} unit(s), {files:,} files, to every node")
+                try:
+                    report = Shipper(c, the_plan.config.root).push(packs, problems)
+                    break
+                except StaleFile:  # edited mid-sync: take the new snapshot
+                    the_plan = plan(path)
+            else:
+                raise NeverSettled()
+        if install:
+            on_progress("comparing versions; installing what the nodes lack")
+            done = install_missing(
+                c, path, restart=restart, dry_run=dry_run, index_url=index_url,
+                extra_index_urls=extra_index_urls, find_links=find_links, no_index=no_index,
+                wheels_from_client=wheels_from_client, pip_timeout=pip_timeout,
+                timeout=timeout, strict=False, plan=the_plan,
+            )  # fmt: skip
+            report = dataclasses.replace(report, install=done)
+    if strict and report.problems:
+        raise PackError(report.problems)
+    if strict and report.failures:
+        raise PushFailed(report.failures, report)
+    if strict and report.install is not None and not report.install.ok:
+        raise InstallFailed(report.install)
+    return report
