@@ -5,6 +5,7 @@
 ...                                # workers lack at the client's versions
 """
 
+from .config import PipOptions
 from .doctor import DoctorReport, Finding, doctor
 from .errors import (
     BadAddress,
@@ -28,7 +29,6 @@ from .errors import (
     VersionMismatch,
 )
 from .install.installer import install
-from .install.requirements import PipOptions
 from .parity.check import check
 from .parity.guard import Guard, guard
 from .project.plan import Plan, plan

@@ -22,13 +22,14 @@ from pathlib import Path
 
 from distributed import Client
 
-from .config import DEFAULT_TIMEOUT
+from .config import DEFAULT_TIMEOUT, Options, load_config
 from .connection import connect, scheduler_address
 from .errors import NoSchedulerError, UsageError
 from .local_cluster import EmbeddedCluster
-from .parity import check as parity
+from .parity.check import Parity
+from .project.plan import plan_of
 from .report import ParityReport, SyncReport
-from .sync import sync
+from .sync import ship_and_install
 
 
 @dataclass(frozen=True)
@@ -80,14 +81,19 @@ def run(
         raise UsageError(f"no script at {script}", tip="give the path of a Python file to run")
     with _cluster(client, timeout, n_workers, on_progress) as (connected, started):
         address = str(connected.scheduler.address)
-        the_sync = sync(
-            connected, path, timeout=timeout, strict=False, install=install,
-            on_progress=on_progress,
-        )  # fmt: skip
-        the_parity = None
-        if the_sync.ok:
-            on_progress("checking versions on every node")
-            the_parity = parity.check(connected, path, strict=False, timeout=timeout)
+        on_progress("finding, hashing and compiling the project's files")
+        config = load_config(path)
+        options = Options.resolve(config, timeout=timeout, install=install)
+        the_plan = plan_of(config)
+        on_progress("connecting to the scheduler")
+        with connect(connected, timeout):  # a lost scheduler is a ConnectionLost
+            the_sync, the_plan = ship_and_install(
+                connected, the_plan, options, install=install, on_progress=on_progress
+            )
+            the_parity = None
+            if the_sync.ok:
+                on_progress("checking versions on every node")
+                the_parity = Parity(plan=the_plan).report(connected, timeout)
         report = RunReport(address, the_sync, the_parity, cluster=started)
         if not report.ready:
             return report

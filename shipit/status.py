@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from .connection import connect
 from .errors import ShipitError
 from .parity.versions import DASK_OPTIONAL, DASK_STACK
 from .project.discover import Project
-from .project.pack import file_digest, unit_digest
+from .project.pack import digest_on_disk
 from .text import aligned
 
 KEY_VERSIONS = ("dask", "distributed", "cloudpickle")
@@ -184,11 +183,4 @@ def _local_digests(path: str | Path) -> dict[str, str]:
         units = Project(load_config(path)).units()
     except ShipitError:
         return {}
-    digests = {}
-    for unit in units:
-        manifest = {}
-        for rel in unit.files:
-            with contextlib.suppress(OSError):  # vanished since the walk
-                manifest[rel] = file_digest((unit.root / rel).read_bytes())
-        digests[unit.name] = unit_digest(unit.name, manifest)
-    return digests
+    return {unit.name: digest_on_disk(unit) for unit in units}

@@ -1,6 +1,11 @@
 """One sync: plan the project, push the packs to every node, install what the nodes lack.
 
->>> report = shipit.sync(client)
+The configuration is read once, into :class:`~shipit.config.Options`, and the plan made once;
+both are handed to the :class:`~shipit.shipper.Shipper`, the install and its parity check.
+
+Example::
+
+    report = shipit.sync(client)
 """
 
 from __future__ import annotations
@@ -11,14 +16,13 @@ from pathlib import Path
 
 from distributed import Client
 
-from .config import DEFAULT_TIMEOUT
+from .config import DEFAULT_TIMEOUT, Options, load_config
 from .connection import connect
 from .errors import InstallFailed, NeverSettled, PackError, PushFailed, StaleFile
-from .install.installer import install as install_missing
-from .install.requirements import PipOptions
+from .install.installer import Installer
 from .install.wheels import code_only
-from .project.plan import plan
-from .report import SyncReport
+from .project.plan import Plan, plan_of
+from .report import InstallReport, SyncReport
 from .shipper import Shipper
 
 
@@ -55,40 +59,19 @@ def sync(
     (['montecarlo'], ['installed'])
     """
     on_progress("finding, hashing and compiling the project's files")
-    the_plan = plan(path)
-    if install:  # a bad pip option fails before anything is sent
-        PipOptions.resolve(
-            the_plan.config, index_url=index_url, extra_index_urls=extra_index_urls,
-            find_links=find_links, no_index=no_index,
-        )  # fmt: skip
+    config = load_config(path)
+    the_plan = plan_of(config)
+    options = Options.resolve(  # a bad pip option fails before anything is sent
+        config, timeout=timeout, install=install, index_url=index_url,
+        extra_index_urls=extra_index_urls, find_links=find_links, no_index=no_index,
+        wheels_from_client=wheels_from_client, pip_timeout=pip_timeout,
+    )  # fmt: skip
     on_progress("connecting to the scheduler")
     with connect(client, timeout) as c:
-        if dry_run:
-            report = SyncReport(units=(), notes=("dry run: no code was sent",))
-        else:
-            for _ in range(3):
-                # Projects installed as wheels do not ship as code too (install=False: they do).
-                packs, problems = (
-                    code_only(the_plan) if install else (the_plan.packs, the_plan.problems)
-                )
-                files = sum(len(p.manifest) for p in packs)
-                on_progress(f"shipping {len(packs)} unit(s), {files:,} files, to every node")
-                try:
-                    report = Shipper(c, the_plan.config.root).push(packs, problems)
-                    break
-                except StaleFile:  # edited mid-sync: take the new snapshot
-                    the_plan = plan(path)
-            else:
-                raise NeverSettled()
-        if install:
-            on_progress("comparing versions; installing what the nodes lack")
-            done = install_missing(
-                c, path, restart=restart, dry_run=dry_run, index_url=index_url,
-                extra_index_urls=extra_index_urls, find_links=find_links, no_index=no_index,
-                wheels_from_client=wheels_from_client, pip_timeout=pip_timeout,
-                timeout=timeout, strict=False, plan=the_plan,
-            )  # fmt: skip
-            report = dataclasses.replace(report, install=done)
+        report, _ = ship_and_install(
+            c, the_plan, options, install=install, restart=restart, dry_run=dry_run,
+            on_progress=on_progress,
+        )  # fmt: skip
     if strict and report.problems:
         raise PackError(report.problems)
     if strict and report.failures:
@@ -96,3 +79,67 @@ def sync(
     if strict and report.install is not None and not report.install.ok:
         raise InstallFailed(report.install)
     return report
+
+
+def ship_and_install(
+    client: Client,
+    the_plan: Plan,
+    options: Options,
+    *,
+    install: bool = True,
+    restart: bool = False,
+    dry_run: bool = False,
+    on_progress: Callable[[str], None] = lambda step: None,
+) -> tuple[SyncReport, Plan]:
+    """The body of a sync, to a connected client: push the plan's packs (those that ship as
+    code, unless ``install`` is off), then install what the nodes lack. Returns the report
+    and the plan it shipped: a file edited mid-sync makes a new one."""
+    if dry_run:
+        report = SyncReport(units=(), notes=("dry run: no code was sent",))
+    else:
+        for _ in range(3):
+            # Projects installed as wheels do not ship as code too (install=False: they do).
+            packs, problems = (
+                code_only(the_plan) if install else (the_plan.packs, the_plan.problems)
+            )
+            files = sum(len(p.manifest) for p in packs)
+            on_progress(f"shipping {len(packs)} unit(s), {files:,} files, to every node")
+            try:
+                report = Shipper(client, the_plan.config.root).push(packs, problems)
+                break
+            except StaleFile:  # edited mid-sync: take the new snapshot
+                the_plan = plan_of(the_plan.config)
+        else:
+            raise NeverSettled()
+    if install:
+        on_progress("comparing versions; installing what the nodes lack")
+        done = Installer(client, options, the_plan).run(restart=restart, dry_run=dry_run)
+        report = dataclasses.replace(report, install=done)
+    return report, the_plan
+
+
+def preview(
+    client: Client | str | None,
+    path: str | Path = ".",
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    index_url: str | None = None,
+    extra_index_urls: Sequence[str] | None = None,
+    find_links: Sequence[str] | None = None,
+    no_index: bool | None = None,
+    wheels_from_client: bool | None = None,
+    pip_timeout: float | None = None,
+) -> tuple[Plan, InstallReport]:
+    """What ``shipit sync --dry-run`` shows, changing nothing: the plan of the units that
+    ship as code, and what the install would run where."""
+    config = load_config(path)
+    the_plan = plan_of(config)
+    options = Options.resolve(
+        config, timeout=timeout, index_url=index_url, extra_index_urls=extra_index_urls,
+        find_links=find_links, no_index=no_index, wheels_from_client=wheels_from_client,
+        pip_timeout=pip_timeout,
+    )  # fmt: skip
+    with connect(client, timeout) as c:
+        report = Installer(c, options, the_plan).run(dry_run=True)
+    packs, problems = code_only(the_plan)
+    return dataclasses.replace(the_plan, packs=packs, problems=problems), report

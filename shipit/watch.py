@@ -95,7 +95,8 @@ class Watch:
         n_workers: int | None = None,
         on_progress: Callable[[str], None] = lambda step: None,
     ) -> None:
-        self.root = load_config(path).root
+        self.config = load_config(path)  # read again only when pyproject.toml changes
+        self.root = self.config.root
         self.on_progress = on_progress  # hears the steps of the start, until ready
         self.on_event = on_event
         self.debounce = debounce
@@ -158,7 +159,7 @@ class Watch:
     def _run(self) -> None:
         try:
             self._open()
-            self.project = self._load_project()
+            self.project = Project(self.config)
             self.packer = Packer()
             # Watch before the first sync, so that nothing saved during it is missed.
             with ChangeWatcher(

@@ -8,13 +8,10 @@ from typing import Any
 
 import pytest
 
-from shipit.config import load_config
-from shipit.errors import ConfigError
+from shipit.config import PipOptions, load_config
+from shipit.errors import BadPipOption, BadRequirement, ConfigError
 from shipit.install.requirements import (
     SCHEDULER,
-    BadPipOption,
-    BadRequirement,
-    PipOptions,
     group,
     installed_version,
     needs,

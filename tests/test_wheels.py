@@ -10,12 +10,9 @@ from pathlib import Path
 import pytest
 
 from shipit import plan
-from shipit.config import load_config
-from shipit.errors import ConfigError
-from shipit.install.requirements import PipOptions
+from shipit.config import PipOptions, load_config
+from shipit.errors import BuildFailed, ConfigError, DownloadFailed
 from shipit.install.wheels import (
-    BuildFailed,
-    DownloadFailed,
     LocalProject,
     build_wheel,
     code_only,

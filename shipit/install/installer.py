@@ -23,12 +23,12 @@ from packaging.utils import canonicalize_name
 
 from .. import events, installer
 from ..byvalue import by_value
-from ..config import DEFAULT_PIP_TIMEOUT, DEFAULT_TIMEOUT, Config, load_config
+from ..config import DEFAULT_TIMEOUT, Options, load_config
 from ..connection import connect
 from ..errors import BuildFailed, DownloadFailed, InstallFailed, ProbeTimeout
 from ..parity import check as parity
 from ..report import EnvironmentInstall, InstallReport
-from .requirements import SCHEDULER, Group, PipOptions, group, needs
+from .requirements import SCHEDULER, Group, group, needs
 from .restarts import needed, only_restarts, restart_stale
 from .wheels import (
     LocalProject,
@@ -74,19 +74,14 @@ def install(
     >>> [(run.status, run.requirements) for run in report.runs]
     [('installed', ('instpkg==2.0.0',))]
     """
-    config = load_config(path)
-    options = PipOptions.resolve(
-        config,
-        index_url=index_url,
-        extra_index_urls=extra_index_urls,
-        find_links=find_links,
-        no_index=no_index,
-    )
-    offline = config.wheels_from_client if wheels_from_client is None else wheels_from_client
-    seconds = pip_timeout or config.pip_timeout or DEFAULT_PIP_TIMEOUT
+    config = load_config(path) if plan is None else plan.config
+    options = Options.resolve(
+        config, timeout=timeout, index_url=index_url, extra_index_urls=extra_index_urls,
+        find_links=find_links, no_index=no_index, wheels_from_client=wheels_from_client,
+        pip_timeout=pip_timeout,
+    )  # fmt: skip
     with connect(client, timeout) as connected:
-        installing = Installer(connected, config, options, offline, seconds, timeout, plan)
-        report = installing.run(restart=restart, dry_run=dry_run)
+        report = Installer(connected, options, plan).run(restart=restart, dry_run=dry_run)
     if strict and not report.ok:
         raise InstallFailed(report)
     return report
@@ -95,27 +90,21 @@ def install(
 class Installer:
     """One install into one cluster: check, plan, run pip per environment, restart, check."""
 
-    def __init__(
-        self,
-        client: Client,
-        config: Config,
-        options: PipOptions,
-        offline: bool = False,
-        pip_timeout: float = DEFAULT_PIP_TIMEOUT,
-        timeout: float = DEFAULT_TIMEOUT,
-        plan: Plan | None = None,
-    ) -> None:
-        self.client, self.config, self.options = client, config, options
-        self.plan = plan
-        self.offline, self.pip_timeout, self.timeout = offline, pip_timeout, timeout
-        self.projects, self.skipped = local_projects(config)
+    def __init__(self, client: Client, options: Options, plan: Plan | None = None) -> None:
+        """``plan``, the project's :class:`~shipit.Plan` when a sync just made it, spares
+        reading the project again; without one the parity check reads it."""
+        self.client, self.config, self.plan = client, options.config, plan
+        self.options = options.pip
+        self.offline, self.pip_timeout = options.wheels_from_client, options.pip_timeout
+        self.timeout = options.timeout
+        self.projects, self.skipped = local_projects(self.config)
         self.folder: Path | None = None  # for wheels, while run() runs
         self._built: dict[str, Path] = {}
         self._fetched: dict[tuple[Any, ...], list[Path]] = {}
 
     def run(self, *, restart: bool = False, dry_run: bool = False) -> InstallReport:
         started = time.perf_counter()
-        check = parity.Parity(self.config.root, plan=self.plan)
+        check = parity.Parity(self.config, plan=self.plan)
         check.wanted.update({p.name: True for p in self.projects})
         with tempfile.TemporaryDirectory(prefix="shipit-wheels-") as folder:
             self.folder = Path(folder)

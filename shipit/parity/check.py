@@ -8,7 +8,6 @@ the facts in the client, on the scheduler and on every worker; ``shipit.versions
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,7 +25,7 @@ from ..connection import connect
 from ..errors import ConfigError, ConnectionFailed, ProbeTimeout, VersionMismatch
 from ..project.discover import Project, Unit
 from ..project.imports import distributions_for, imported_names
-from ..project.pack import file_digest, unit_digest
+from ..project.pack import digest_on_disk
 from ..report import ParityReport
 from .versions import DASK_OPTIONAL, DASK_STACK, Facts, compare
 
@@ -68,17 +67,23 @@ def check(
 class Parity:
     """The project's side of a check, read once; ``report`` reads the cluster's side fresh."""
 
-    def __init__(self, path: str | Path = ".", plan: Plan | None = None) -> None:
-        self.config = load_config(path) if plan is None else plan.config
+    def __init__(self, project: Config | str | Path = ".", plan: Plan | None = None) -> None:
+        """``project`` is its config or its folder; ``plan``, a :func:`shipit.plan` just
+        made, gives its config, units, digests and imports without reading them again."""
+        if plan is not None:
+            self.config = plan.config
+        else:
+            self.config = project if isinstance(project, Config) else load_config(project)
         self.refresh_project(plan)
 
     def refresh_project(self, plan: Plan | None = None) -> None:
         """Read the project again (its imports and the digest of each unit it ships), or
         take them from ``plan``, a :func:`shipit.plan` just made."""
         units = Project(self.config).units() if plan is None else plan.units
-        self.wanted = wanted_distributions(self.config, units)
+        imports = None if plan is None else plan.imports
+        self.wanted = wanted_distributions(self.config, units, imports)
         packed = {} if plan is None else {pack.name: pack.digest for pack in plan.packs}
-        self.digests = {unit.name: packed.get(unit.name) or _unit_digest(unit) for unit in units}
+        self.digests = {unit.name: packed.get(unit.name) or digest_on_disk(unit) for unit in units}
         self.severity: dict[str, str] = {
             **self.config.severity,
             **{canonicalize_name(k): v for k, v in self.config.severity.items()},
@@ -98,19 +103,24 @@ class Parity:
         )
 
 
-def wanted_distributions(config: Config, units: Sequence[Unit]) -> dict[str, bool]:
+def wanted_distributions(
+    config: Config, units: Sequence[Unit], imports: frozenset[str] | None = None
+) -> dict[str, bool]:
     """Canonical names of the distributions to compare: True where every node needs them.
 
     Dask's stack, then the distributions the units import (read with ``ast``), the
     ``[project] dependencies`` and ``[tool.shipit] extra-packages``; less ``ignore``, the
-    editable projects shipit ships as code, and shipit itself.
+    editable projects shipit ships as code, and shipit itself. ``imports``, the names the
+    units import when a plan read them already, spares reading the files again.
 
     >>> wanted_distributions(load_config("examples/montecarlo"), units)
     {'dask': True, ..., 'numpy': True}
     """
     own = {unit.name for unit in units}
-    files = (unit.root / f for unit in units for f in unit.files if f.endswith(".py"))
-    provided = distributions_for(imported_names(files) - own)
+    if imports is None:
+        files = (unit.root / f for unit in units for f in unit.files if f.endswith(".py"))
+        imports = imported_names(files)
+    provided = distributions_for(imports - own)
     names = {name for dists in provided.values() for name in dists}
     names |= set(_declared(config.pyproject))
     names |= {_requirement(e, "[tool.shipit] extra-packages").name for e in config.extra_packages}
@@ -136,15 +146,6 @@ def _requirement(text: object, where: str) -> Requirement:
     except InvalidRequirement as e:
         reason = (str(e).splitlines() or ["invalid"])[0]  # packaging adds a caret diagram
         raise ConfigError(f"{where}: {text!r} is not a requirement: {reason}") from None
-
-
-def _unit_digest(unit: Unit) -> str:
-    """The digest a sync would ship for this unit, to compare with what nodes hold."""
-    manifest = {}
-    for rel in unit.files:
-        with contextlib.suppress(OSError):  # vanished since the walk: the next sync drops it
-            manifest[rel] = file_digest((unit.root / rel).read_bytes())
-    return unit_digest(unit.name, manifest)
 
 
 def _probe_cluster(

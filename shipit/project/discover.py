@@ -10,49 +10,22 @@ from __future__ import annotations
 import keyword
 import logging
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from importlib.metadata import Distribution
 from operator import attrgetter
 from pathlib import Path
 
-from pathspec import GitIgnoreSpec
-
-from ..config import Config
-from ..errors import BadFile, UsageError
+from ..config import Config, load_config
+from ..errors import BadFile, ConfigError, UsageError
 from .entries import shippable
+from .imports import imported_names
 from .layout import layout
-from .siblings import Sibling, imported_siblings
+from .rules import Rules, is_secret, join
+from .siblings import EditableInstall, editable_installs
 
 logger = logging.getLogger(__name__)
-
-# fmt: off
-# Never shipped, whatever .gitignore or [tool.shipit] include says.
-SECRET_PATTERNS = (
-    ".env*", "*.pem", "*.key", "*.crt", "*.cer", "*.p12", "*.pfx", "*.jks", "*.keystore",
-    "*.p8", "*.ppk", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*",
-    ".netrc", ".pypirc", ".pgpass", ".git-credentials", ".git/",
-    "credentials", "credentials.json", "credentials.db", "access_tokens.db", "accessTokens.json",
-    "*service-account*.json", "application_default_credentials.json",
-    ".ssh/", ".aws/", ".gcloud/", "gcloud/", ".azure/", ".kube/", ".docker/", ".gnupg/",
-)
-# Left out by name at any depth, unless include names them. Hidden names (".*") cover .git,
-# .venv, .tox, .nox, .eggs, .mypy_cache, .pytest_cache, .ruff_cache and ".#" editor locks.
-JUNK_PATTERNS = (
-    ".*", "__pycache__/", "*.py[co]", "node_modules/", "dask-scratch-space/",
-    "*.swp", "*.swo", "*~", "\\#*#", "*.egg-info/", "*.dist-info/",
-    "test_*.py", "*_test.py", "conftest.py",
-)
-# build/, dist/, env/ are build output or environments only where tools put them; deeper down
-# a folder of that name is more likely a real subpackage (mytool/build/, agent/env/).
-_AT_PROJECT_ROOT = ("build/", "dist/", "examples/", "benchmarks/")
-_AT_SOURCE_ROOT = (
-    "tests/", "test/", "testing/", "docs/", "doc/", "venv/", "env/",
-    "setup.py", "noxfile.py", "fabfile.py",
-)
-# fmt: on
-_SECRETS = GitIgnoreSpec.from_lines(SECRET_PATTERNS)
-_JUNK = GitIgnoreSpec.from_lines(JUNK_PATTERNS)
 
 
 @dataclass(frozen=True)
@@ -105,6 +78,7 @@ class Project:
         *,
         distributions: Iterable[Distribution] | None = None,
         find_editable: bool = True,
+        imports_of: Callable[[Iterable[Unit]], frozenset[str]] | None = None,
     ) -> None:
         self.root = config.root.resolve()
         self._prefixes, self._named_packages = layout(self.root, config.pyproject)
@@ -114,9 +88,12 @@ class Project:
             ((str(self.root / prefix), prefix) for prefix in self._prefixes),
             key=lambda pair: -len(pair[1]),
         )
-        self._rules = _Rules(self.root, config, self._prefixes)
+        self._rules = Rules(self.root, config, self._prefixes)
         self._distributions = distributions
         self._find_editable = find_editable
+        # How to learn the names units import: plan() hands its packer's, which reads each
+        # file once for the hash, the syntax check and the imports.
+        self._imports_of = imports_of or _imported_names
         self._siblings: tuple[Sibling, ...] | None = None
         self._known_packages: frozenset[str] = frozenset()
 
@@ -137,8 +114,11 @@ class Project:
     def units(self) -> list[Unit]:
         """Walk the source roots now: this project's units and its editable siblings', by name."""
         own = self._own_units()
-        siblings = [unit for s in self._editable_siblings(own) for unit in s.units()]
-        return _unique(own + siblings)
+        if self._siblings is None:  # the first walk finds them, walking each once
+            self._siblings, sibling_units = self._find_siblings(own)
+        else:
+            sibling_units = [unit for s in self._siblings for unit in s.units()]
+        return _unique(own + sibling_units)
 
     def unit_name_for(self, path: str | os.PathLike[str]) -> str | None:
         """The unit this file ships in, or None when it would not ship.
@@ -155,22 +135,52 @@ class Project:
                 break
         return name
 
-    def _editable_siblings(self, own_units: list[Unit] | None = None) -> tuple[Sibling, ...]:
+    def _editable_siblings(self) -> tuple[Sibling, ...]:
         # Found once per Project: the set changes only when imports or installs change.
         if self._siblings is None:
-            if not self._find_editable:
-                self._siblings = ()
-            else:
-                units = self._own_units() if own_units is None else own_units
-                self._siblings = imported_siblings(self.root, units, self._distributions)
+            self._siblings, _ = self._find_siblings(self._own_units())
         return self._siblings
+
+    def _find_siblings(self, own: list[Unit]) -> tuple[tuple[Sibling, ...], list[Unit]]:
+        """The editable installs the units import, directly or through one another, and
+        their units. An install's pyproject.toml is read only once the code imports a name it
+        provides, or, for an install whose metadata names nothing, once the code imports any
+        name that neither the project nor the standard library provides."""
+        if not self._find_editable:
+            return (), []
+        seen = {unit.name for unit in own} | set(sys.stdlib_module_names)
+        wanted = set(self._imports_of(own)) - seen
+        if not wanted:
+            return (), []
+        by_name: dict[str, list[Sibling]] = {}
+        for install in editable_installs(self.root, self._distributions):
+            sibling = Sibling(install, self._imports_of)
+            for name in install.names or sibling.unit_heads():
+                by_name.setdefault(name, []).append(sibling)
+        found: dict[str, Sibling] = {}
+        units: list[Unit] = []
+        while wanted:
+            name = min(wanted)  # not pop(): the same order, and the same log, on every run
+            wanted.discard(name)
+            seen.add(name)
+            for sibling in by_name.get(name, ()):
+                if sibling.distribution not in found:
+                    logger.info(
+                        "shipping editable %s: the code imports %s", sibling.distribution, name
+                    )
+                    found[sibling.distribution] = sibling
+                    sibling_units = sibling.units()
+                    units += sibling_units
+                    seen |= {unit.name for unit in sibling_units}
+                    wanted |= self._imports_of(sibling_units) - seen
+        return tuple(found.values()), units
 
     def _own_unit_name_for(self, absolute: str) -> str | None:
         for folder, prefix in self._folders_deepest_first:
             if not absolute.startswith(folder + os.sep):
                 continue
             top, _, rest = absolute[len(folder) + 1 :].replace(os.sep, "/").partition("/")
-            head = _join(prefix, top)
+            head = join(prefix, top)
             if not rest:
                 if self._is_module(head):
                     return top[:-3]
@@ -186,11 +196,11 @@ class Project:
             if not self._rules.enters(prefix):
                 continue
             for entry in _scandir(self.root / prefix):
-                rel = _join(prefix, entry.name)
+                rel = join(prefix, entry.name)
                 if entry.is_dir(follow_symlinks=False):
                     if self._is_package(rel):
                         heads.append(_Head(entry.name, prefix, rel, is_package=True))
-                elif self._is_module(rel) and shippable(entry, rel, self.root, _is_secret):
+                elif self._is_module(rel) and shippable(entry, rel, self.root, is_secret):
                     heads.append(_Head(entry.name[:-3], prefix, rel, is_package=False))
         return heads
 
@@ -216,7 +226,7 @@ class Project:
                 if entry.is_dir(follow_symlinks=False):
                     if self._rules.enters(rel):
                         folders.append(rel)
-                elif self._rules.ships(rel) and shippable(entry, rel, self.root, _is_secret):
+                elif self._rules.ships(rel) and shippable(entry, rel, self.root, is_secret):
                     files.append(head.inside(rel))
         return tuple(sorted(files))
 
@@ -250,132 +260,49 @@ class _Head:
         return rel[len(self.prefix) + 1 :] if self.prefix else rel
 
 
-class _Rules:
-    """Path by path (POSIX, project-relative): does the walk enter this folder, ship this file?
+class Sibling:
+    """An editable install whose code the project imports; its own Project, read on first use."""
 
-    The walk only asks about paths whose folders it entered. Folder verdicts and .gitignore
-    files are cached, so a question costs a few dictionary look-ups and pattern matches.
-    """
+    def __init__(
+        self,
+        install: EditableInstall,
+        imports_of: Callable[[Iterable[Unit]], frozenset[str]] | None = None,
+    ) -> None:
+        self.install = install
+        self.distribution = install.distribution
+        self._imports_of = imports_of
+        self._project: Project | None = None
 
-    def __init__(self, root: Path, config: Config, prefixes: Iterable[str]) -> None:
-        self._root = root
-        self._include = GitIgnoreSpec.from_lines(config.include)
-        self._exclude = GitIgnoreSpec.from_lines(config.exclude)
-        self._include_parents = _literal_parents(config.include)
-        self._layout = GitIgnoreSpec.from_lines(_layout_lines(prefixes))
-        self._reported_secrets: set[str] = set()
-        self.reload()
+    @property
+    def project(self) -> Project:
+        if self._project is None:
+            try:
+                config = load_config(self.install.folder)
+            except ConfigError as e:
+                where = f"editable install {self.distribution} at {self.install.folder}"
+                raise ConfigError(f"{where}: {e}", tip=e.tip) from None
+            self._project = Project(config, find_editable=False, imports_of=self._imports_of)
+        return self._project
 
-    def reload(self) -> None:
-        self._gitignores: dict[str, GitIgnoreSpec | None] = {}
-        # True: entered; None: entered only to reach what an include pattern names below it.
-        self._folders: dict[str, bool | None] = {}
-        self._info_exclude = _read_ignore_file(self._root / ".git" / "info" / "exclude")
+    def provides(self, name: str) -> bool:
+        return name in self.install.names if self.install.names else True
 
-    def enters(self, folder: str) -> bool:
-        """Whether the walk reaches this folder and goes into it ("" is the project root)."""
-        return not folder or self._folder_verdict(folder) is not False
+    def unit_heads(self) -> set[str]:
+        return {head.name for head in self.project._unit_heads()}
 
-    def ships(self, file: str) -> bool:
-        """Whether this file ships (if it is in a unit): its folders are entered, it is not
-        left out, and it is not a secret."""
-        if not self.enters(file.rpartition("/")[0]):
-            return False
-        if _SECRETS.match_file(file):
-            if file not in self._reported_secrets:
-                self._reported_secrets.add(file)
-                logger.info("not shipping %s: it looks like a secret", file)
-            return False
-        return self._verdict(file, is_dir=False) is True
+    def units(self) -> list[Unit]:
+        """Its own units that the distribution installs, marked with their origin."""
+        origin = f"editable:{self.distribution}"
+        units = self.project._own_units()
+        return [replace(unit, origin=origin) for unit in units if self.provides(unit.name)]
 
-    def includes(self, key: str) -> bool:
-        return self._include.match_file(key)
-
-    def _folder_verdict(self, folder: str) -> bool | None:
-        if folder not in self._folders:
-            self._folders[folder] = self._verdict(folder, is_dir=True)
-        return self._folders[folder]
-
-    def _verdict(self, rel: str, *, is_dir: bool) -> bool | None:
-        key = rel + "/" if is_dir else rel
-        parent = rel.rpartition("/")[0]
-        # Asking about the folder first makes any path answer like the walk that reaches it.
-        folder_verdict = self._folder_verdict(parent) if parent else True
-        if folder_verdict is False or _SECRETS.match_file(key) or self._exclude.match_file(key):
-            return False
-        if _own_match(self._include, key, parent):
-            return True
-        if folder_verdict is None or self._ignored(rel, key, parent, is_dir=is_dir):
-            return None if is_dir and rel in self._include_parents else False
-        return True
-
-    def _ignored(self, rel: str, key: str, parent: str, *, is_dir: bool) -> bool:
-        # Junk patterns are about a name, so match the name alone: a folder that include
-        # re-admitted (".config/") must not pass its verdict on to everything inside it.
-        name = rel.rpartition("/")[2] + ("/" if is_dir else "")
-        if _JUNK.match_file(name) or _own_match(self._layout, key, parent):
-            return True
-        if is_dir and os.path.isfile(self._root / rel / "pyvenv.cfg"):
-            return True
-        # Git's precedence: .git/info/exclude, then each .gitignore from the root down; the
-        # deepest with a matching pattern decides, and a negation ("!x") re-admits.
-        verdict = _own_match(self._info_exclude, key, parent)
-        parts = rel.split("/")
-        for depth in range(len(parts)):
-            folder = "/".join(parts[:depth])
-            spec = self._gitignore_in(folder)
-            if spec is not None:
-                local_parent = parent[len(folder) + 1 :] if folder else parent
-                matched = _own_match(spec, key[len(folder) + 1 :] if folder else key, local_parent)
-                verdict = verdict if matched is None else matched
-        return bool(verdict)
-
-    def _gitignore_in(self, folder: str) -> GitIgnoreSpec | None:
-        if folder not in self._gitignores:
-            path = self._root / folder / ".gitignore"
-            self._gitignores[folder] = _read_ignore_file(path) if os.path.isfile(path) else None
-        return self._gitignores[folder]
+    def unit_name_for(self, absolute: str) -> str | None:
+        name = self.project._own_unit_name_for(absolute)
+        return name if name is not None and self.provides(name) else None
 
 
-def _is_secret(rel: str) -> bool:
-    return _SECRETS.match_file(rel)
-
-
-def _own_match(spec: GitIgnoreSpec, key: str, parent: str) -> bool | None:
-    """The spec's verdict on ``key``, or None when it only repeats its verdict on the folder.
-
-    pathspec applies a folder pattern ("gen/") to everything below the folder. The walk has
-    already judged the folder; if include re-admitted it, its files must be judged on their own.
-    """
-    result = spec.check_file(key)
-    if result.include and parent and spec.check_file(parent + "/").index == result.index:
-        return None
-    return result.include
-
-
-def _layout_lines(prefixes: Iterable[str]) -> list[str]:
-    lines = [f"/{pattern}" for pattern in _AT_PROJECT_ROOT]
-    for prefix in prefixes:
-        lines += [f"/{_join(_escape(prefix), pattern)}" for pattern in _AT_SOURCE_ROOT]
-    return lines
-
-
-def _literal_parents(patterns: Iterable[str]) -> frozenset[str]:
-    """Folders to enter to reach what include names: "src/gen/x.py" -> {"src", "src/gen"}.
-
-    Only a pattern with a slash names a place: "_version.py" re-admits such files wherever the
-    walk goes, but does not make it enter ignored folders such as .venv to look for them.
-    """
-    parents: set[str] = set()
-    for pattern in patterns:
-        parts = pattern.strip("/").split("/")
-        if pattern.startswith(("!", "#")):
-            continue
-        for depth in range(1, len(parts)):
-            if set("*?[\\") & set(parts[depth - 1]):
-                break
-            parents.add("/".join(parts[:depth]))
-    return frozenset(parents)
+def _imported_names(units: Iterable[Unit]) -> frozenset[str]:
+    return imported_names(unit.root / f for unit in units for f in unit.files if f.endswith(".py"))
 
 
 def _unique(units: list[Unit]) -> list[Unit]:
@@ -403,14 +330,6 @@ def _outermost(folders: Iterable[Path]) -> tuple[Path, ...]:
     return tuple(kept)
 
 
-def _read_ignore_file(path: Path) -> GitIgnoreSpec:
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        lines = []
-    return GitIgnoreSpec.from_lines(lines)
-
-
 def _scandir(folder: Path) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(folder) as entries:
@@ -425,11 +344,3 @@ def _scandir(folder: Path) -> list[os.DirEntry[str]]:
 def _importable(name: str) -> bool:
     # Dunder names (__init__.py, __main__.py at a source root) would shadow the interpreter's.
     return name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("__")
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}/{name}" if prefix and name else prefix or name
-
-
-def _escape(folder: str) -> str:
-    return "".join(f"\\{c}" if c in "\\[]!*#?" else c for c in folder)

@@ -49,9 +49,18 @@ def imported_names(paths: Iterable[Path]) -> frozenset[str]:
         if found is None:
             if len(_seen) >= _SEEN_MAX:
                 _seen.clear()
-            found = _seen[key] = frozenset(_absolute_imports(source))
+            found = _seen[key] = names_in(source)
         names.update(found)
     return frozenset(names)
+
+
+def names_in(source: bytes) -> frozenset[str]:
+    """Top-level module names that absolute imports in this source name.
+
+    >>> sorted(names_in(b"import numpy.linalg, os\nfrom .util import f\nfrom a.b import c\n"))
+    ['a', 'numpy', 'os']
+    """
+    return frozenset(_absolute_imports(source))
 
 
 def _absolute_imports(source: bytes) -> Iterator[str]:

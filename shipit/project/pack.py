@@ -7,6 +7,7 @@ keyed by (size, mtime, inode) means a change to one file never rehashes the proj
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -26,6 +27,7 @@ from ..errors import BadFile, StaleFile
 from ..report import SyntaxProblem
 from ..text import shown_path
 from .discover import Unit
+from .imports import names_in
 from .syntaxcache import SyntaxCache
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,15 @@ def unit_digest(name: str, manifest: Mapping[str, str]) -> str:
     for path in sorted(manifest):
         h.update(f"{path}\0{manifest[path]}\n".encode())
     return h.hexdigest()
+
+
+def digest_on_disk(unit: Unit) -> str:
+    """The digest a sync would ship for this unit now, to compare with what nodes hold."""
+    manifest = {}
+    for rel in unit.files:
+        with contextlib.suppress(OSError):  # vanished since the walk: the next sync drops it
+            manifest[rel] = file_digest((unit.root / rel).read_bytes())
+    return unit_digest(unit.name, manifest)
 
 
 @dataclass(frozen=True)
@@ -179,6 +190,8 @@ class Packer:
         self._fresh: dict[Path, tuple[tuple[int, int, int], str]] = {}
         self._entries: dict[Path, _Entry] = {}
         self._compiled: dict[str, SyntaxProblem | None] = {}
+        self._imports: dict[str, frozenset[str]] = {}  # .py digest -> names it imports
+        self._sources: dict[str, bytes] = {}  # read by imported_names, for the next pack
         self._syntax_cache = syntax_cache or SyntaxCache()
 
     def pack(
@@ -225,11 +238,14 @@ class Packer:
                     continue
                 manifest[rel] = entry.digest
                 file_sizes[rel] = entry.size
+                if rel.endswith(".py") and data is not None:
+                    self._learn_imports(entry.digest, data)
                 if rel.endswith(".py") and entry.digest not in self._compiled:
                     if data is None:
-                        data = path.read_bytes()
+                        data = self._sources.get(entry.digest) or path.read_bytes()
                     to_compile[entry.digest] = (shown_path(path), data)
         self._check_syntax(to_compile)
+        self._sources.clear()
 
         packs, problems = [], []
         for unit in units:
@@ -254,6 +270,44 @@ class Packer:
                 )
             )
         return packs, problems
+
+    def imported_names(self, units: Iterable[Unit]) -> frozenset[str]:
+        """Top-level names the units' ``.py`` files import (see :mod:`shipit.project.imports`).
+
+        Each file is read here at most once, for its digest, its imports and, at the next
+        :meth:`pack`, its syntax check: discovery and packing share one read.
+        """
+        names: set[str] = set()
+        for unit in units:
+            for rel in unit.files:
+                if not rel.endswith(".py"):
+                    continue
+                path = unit.root / rel
+                entry, data = self._hash(path)
+                if entry is None:  # vanished since the walk
+                    continue
+                if data is None and entry.digest not in self._imports:
+                    data, _ = read_settled(path)
+                if data is not None:
+                    self._learn_imports(entry.digest, data)
+                    if entry.digest not in self._compiled:
+                        self._sources[entry.digest] = data
+                names |= self._imports[entry.digest]
+        return frozenset(names)
+
+    def imports_of(self, packs: Iterable[Pack]) -> frozenset[str]:
+        """The names the ``.py`` files of packs this packer made import; no file is read."""
+        return frozenset(
+            name
+            for pack in packs
+            for rel, digest in pack.manifest.items()
+            if rel.endswith(".py")
+            for name in self._imports.get(digest, ())
+        )
+
+    def _learn_imports(self, digest: str, data: bytes) -> None:
+        if digest not in self._imports:
+            self._imports[digest] = names_in(data)
 
     def forget(self, path: Path) -> None:
         """Drop a file's cached digest (it was deleted or replaced)."""

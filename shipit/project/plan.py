@@ -19,12 +19,17 @@ from .pack import Pack, Packer
 
 @dataclass(frozen=True)
 class Plan:
-    """What a sync of this project would ship: the packs that compile and the problems."""
+    """What a sync of this project would ship: the packs that compile and the problems.
+
+    ``imports`` are the top-level names the units' code imports, read with the files; None
+    when unknown (the parity check then reads the files for them).
+    """
 
     config: Config
     packs: tuple[Pack, ...]
     problems: tuple[SyntaxProblem, ...]
     units: tuple[Unit, ...]
+    imports: frozenset[str] | None = None
 
 
 def plan(path: str | Path = ".", packer: Packer | None = None) -> Plan:
@@ -33,14 +38,27 @@ def plan(path: str | Path = ".", packer: Packer | None = None) -> Plan:
     >>> [p.name for p in plan("examples/montecarlo").packs]
     ['montecarlo']
     """
-    config = load_config(path)
-    project = Project(config)
+    return plan_of(load_config(path), packer)
+
+
+def plan_of(config: Config, packer: Packer | None = None) -> Plan:
+    """:func:`plan` of a project whose ``[tool.shipit]`` is already read: one walk of the
+    tree, and one read of each file for its digest, its syntax check and its imports."""
+    packer = packer or Packer()
+    project = Project(config, imports_of=packer.imported_names)
     units = project.units()
     if not units:
         raise NothingToShip(config.root, [_where(project.root, r) for r in project.source_roots])
-    packs, problems = (packer or Packer()).pack(units)
+    packs, problems = packer.pack(units)
+    unpacked = [unit for unit in units if unit.name in {p.unit for p in problems}]
     check_sizes(packs, config)
-    return Plan(config=config, packs=tuple(packs), problems=tuple(problems), units=tuple(units))
+    return Plan(
+        config=config,
+        packs=tuple(packs),
+        problems=tuple(problems),
+        units=tuple(units),
+        imports=packer.imports_of(packs) | packer.imported_names(unpacked),
+    )
 
 
 def _where(root: Path, folder: Path) -> str:
