@@ -12,14 +12,9 @@ import hashlib
 import io
 import logging
 import os
-import pickle
-import subprocess
-import sys
 import time
-import warnings
 import zipfile
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,14 +23,13 @@ from ..report import SyntaxProblem
 from ..text import shown_path
 from .discover import Unit
 from .imports import names_in
+from .syntax import compile_all
 from .syntaxcache import SyntaxCache
 
 logger = logging.getLogger(__name__)
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date zip can hold: no clock in the bytes
 _ZIP_MODE = 0o100644 << 16  # regular file, rw-r--r--, whatever the local mode
-# Source compiles at about 10 MB/s per core; below this many bytes a helper process costs more.
-_PARALLEL_COMPILE_BYTES = 2_000_000
 # File times tick coarsely (a few ms): a file rewritten within one tick of being hashed keeps
 # its size and mtime. Like git's "racily clean" entries, trust a cached digest only for files
 # whose mtime is this much older than the moment they were hashed.
@@ -342,77 +336,6 @@ class Packer:
         known = self._syntax_cache.known()
         items = [(digest, source) for digest, source in sources.items() if digest not in known]
         self._compiled.update((digest, None) for digest in sources if digest in known)
-        total = sum(len(data) for _, (_, data) in items)
-        workers = min(os.cpu_count() or 1, 8)
-        if total < _PARALLEL_COMPILE_BYTES or workers < 2:
-            results = _compile_all(items)
-        else:
-            results = _compile_in_processes(items, workers)
+        results = compile_all(items)
         self._compiled.update(results)
         self._syntax_cache.add(digest for digest, problem in results.items() if problem is None)
-
-
-def _compile_all(
-    items: Sequence[tuple[str, tuple[str, bytes]]],
-) -> dict[str, SyntaxProblem | None]:
-    results: dict[str, SyntaxProblem | None] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # SyntaxWarnings belong to the user's linter
-        for digest, (shown, data) in items:
-            try:
-                compile(data, shown, "exec", dont_inherit=True)
-                results[digest] = None
-            except SyntaxError as e:
-                results[digest] = SyntaxProblem(shown, e.lineno, e.msg)
-            except ValueError as e:  # null bytes
-                results[digest] = SyntaxProblem(shown, None, str(e))
-    return results
-
-
-# A helper interpreter started with -I: it imports nothing of the user's, and unlike
-# multiprocessing it never re-runs the caller's __main__ script.
-_CHECKER = f"""
-import gc, pickle, sys, warnings
-gc.disable()  # a short-lived process: collecting the compiler's garbage only costs time
-warnings.simplefilter("ignore")
-out = {{}}
-for digest, (shown, data) in pickle.load(sys.stdin.buffer):
-    try:
-        compile(data, shown, "exec", dont_inherit=True)
-        out[digest] = None
-    except SyntaxError as e:
-        out[digest] = (shown, e.lineno, e.msg)
-    except ValueError as e:
-        out[digest] = (shown, None, str(e))
-pickle.dump(out, sys.stdout.buffer, protocol={pickle.HIGHEST_PROTOCOL})
-"""
-
-
-def _compile_in_processes(
-    items: Sequence[tuple[str, tuple[str, bytes]]], workers: int
-) -> dict[str, SyntaxProblem | None]:
-    chunks: list[list[tuple[str, tuple[str, bytes]]]] = [[] for _ in range(workers)]
-    loads = [0] * workers
-    for item in sorted(items, key=lambda i: -len(i[1][1])):
-        lightest = loads.index(min(loads))
-        chunks[lightest].append(item)
-        loads[lightest] += len(item[1][1])
-
-    def run(chunk: list[tuple[str, tuple[str, bytes]]]) -> dict[str, SyntaxProblem | None]:
-        proc = subprocess.run(
-            [sys.executable, "-I", "-c", _CHECKER],
-            input=pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL),
-            capture_output=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            logger.debug("compile helper failed (%s); compiling here", proc.stderr[-500:])
-            return _compile_all(chunk)
-        raw = pickle.loads(proc.stdout)
-        return {d: None if r is None else SyntaxProblem(*r) for d, r in raw.items()}
-
-    results: dict[str, SyntaxProblem | None] = {}
-    with ThreadPoolExecutor(workers) as pool:
-        for part in pool.map(run, [c for c in chunks if c]):
-            results.update(part)
-    return results
