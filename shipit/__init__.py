@@ -1,8 +1,13 @@
 """shipit: make the edit-run loop on a Dask cluster feel local.
 
->>> import shipit
->>> shipit.sync(client)            # ship the project in the current folder, install what
-...                                # workers lack at the client's versions
+The names below (``__all__``) are the public API. The modules behind them are internal:
+import from ``shipit``, not from ``shipit.sync`` or ``shipit.project.pack``, which may move.
+
+Example::
+
+    import shipit
+    shipit.sync(client)   # ship the project in the current folder, install what the
+                          # workers lack at the client's versions
 """
 
 from .config import PipOptions
@@ -95,3 +100,7 @@ __all__ = [
     "sync",
     "watch",
 ]
+
+
+def __dir__() -> list[str]:
+    return __all__

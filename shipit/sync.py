@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from distributed import Client
 
@@ -123,22 +124,14 @@ def preview(
     path: str | Path = ".",
     *,
     timeout: float = DEFAULT_TIMEOUT,
-    index_url: str | None = None,
-    extra_index_urls: Sequence[str] | None = None,
-    find_links: Sequence[str] | None = None,
-    no_index: bool | None = None,
-    wheels_from_client: bool | None = None,
-    pip_timeout: float | None = None,
+    **overrides: Any,
 ) -> tuple[Plan, InstallReport]:
     """What ``shipit sync --dry-run`` shows, changing nothing: the plan of the units that
-    ship as code, and what the install would run where."""
+    ship as code, and what the install would run where. ``overrides`` are
+    :meth:`Options.resolve`'s pip settings."""
     config = load_config(path)
     the_plan = plan_of(config)
-    options = Options.resolve(
-        config, timeout=timeout, index_url=index_url, extra_index_urls=extra_index_urls,
-        find_links=find_links, no_index=no_index, wheels_from_client=wheels_from_client,
-        pip_timeout=pip_timeout,
-    )  # fmt: skip
+    options = Options.resolve(config, timeout=timeout, **overrides)
     with connect(client, timeout) as c:
         report = Installer(c, options, the_plan).run(dry_run=True)
     packs, problems = code_only(the_plan)

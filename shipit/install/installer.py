@@ -22,10 +22,11 @@ from distributed import Client
 from packaging.utils import canonicalize_name
 
 from .. import events, installer
+from ..ask import ask_at_once
 from ..byvalue import by_value
 from ..config import DEFAULT_TIMEOUT, Options, load_config
 from ..connection import connect
-from ..errors import BuildFailed, DownloadFailed, InstallFailed, ProbeTimeout
+from ..errors import BuildFailed, DownloadFailed, InstallFailed
 from ..parity import check as parity
 from ..report import EnvironmentInstall, InstallReport
 from .requirements import SCHEDULER, Group, group, needs
@@ -149,19 +150,9 @@ class Installer:
 
     def _envs(self) -> dict[str, Mapping[str, Any]]:
         """Every node's environment (its key, host, prefix and wheel tags), read at once."""
-
-        async def both() -> Any:
-            return await asyncio.gather(
-                self.client.run(installer.environment, on_error="return", asynchronous=True),
-                self.client.run_on_scheduler(installer.environment, asynchronous=True),
-                return_exceptions=True,
-            )
-
-        with by_value(installer):
-            try:
-                workers, scheduler = self.client.sync(both, callback_timeout=self.timeout)
-            except (asyncio.TimeoutError, TimeoutError):
-                raise ProbeTimeout(self.timeout) from None
+        scheduler, workers = ask_at_once(
+            self.client, installer, installer.environment, timeout=self.timeout
+        )
         answers = dict(workers) if isinstance(workers, dict) else {}
         answers[SCHEDULER] = scheduler
         return {node: env for node, env in answers.items() if isinstance(env, dict)}

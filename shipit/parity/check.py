@@ -7,7 +7,6 @@ the facts in the client, on the scheduler and on every worker; ``shipit.versions
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,10 +18,10 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .. import nodeinfo
-from ..byvalue import by_value
+from ..ask import ask_at_once
 from ..config import DEFAULT_TIMEOUT, Config, load_config
 from ..connection import connect
-from ..errors import ConfigError, ConnectionFailed, ProbeTimeout, VersionMismatch
+from ..errors import ConfigError, ConnectionFailed, VersionMismatch
 from ..project.discover import Project, Unit
 from ..project.imports import distributions_for, imported_names
 from ..project.pack import digest_on_disk
@@ -152,19 +151,7 @@ def _probe_cluster(
     client: Client, names: list[str], timeout: float
 ) -> tuple[Facts, dict[str, Facts]]:
     """Run the probe on the scheduler and every worker at once; failures become data."""
-
-    async def both() -> Any:
-        return await asyncio.gather(
-            client.run_on_scheduler(nodeinfo.probe, names, asynchronous=True),
-            client.run(nodeinfo.probe, names, on_error="return", asynchronous=True),
-            return_exceptions=True,
-        )
-
-    with by_value(nodeinfo):
-        try:
-            scheduler, workers = client.sync(both, callback_timeout=timeout)
-        except (asyncio.TimeoutError, TimeoutError):
-            raise ProbeTimeout(timeout) from None
+    scheduler, workers = ask_at_once(client, nodeinfo, nodeinfo.probe, names, timeout=timeout)
     if isinstance(workers, OSError):  # the scheduler went away mid-check
         address = str(getattr(client.scheduler, "address", "?"))
         raise ConnectionFailed(address, f"{type(workers).__name__}: {workers}", timeout)
