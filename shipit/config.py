@@ -9,12 +9,15 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import urlparse
 
 from packaging.requirements import InvalidRequirement, Requirement
 
 from .errors import BadPipOption, ConfigError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -175,6 +178,22 @@ def parse_size(value: object) -> int | None:
     return size if size > 0 else None
 
 
+class PipWhere(TypedDict, total=False):
+    """Where pip looks, as a caller overrides ``[tool.shipit]``: None or absent keeps it."""
+
+    index_url: str | None
+    extra_index_urls: Sequence[str] | None
+    find_links: Sequence[str] | None
+    no_index: bool | None
+
+
+class PipOverrides(PipWhere, total=False):
+    """The pip settings :func:`shipit.sync` and :func:`shipit.install` take as keywords."""
+
+    wheels_from_client: bool | None  # fetch the wheels on the client; workers use no index
+    pip_timeout: float | None  # seconds each pip run may take
+
+
 @dataclass(frozen=True)
 class PipOptions:
     """Where pip looks for packages: passed to pip on the nodes, or to ``pip download``."""
@@ -201,27 +220,20 @@ class PipOptions:
         return args
 
     @classmethod
-    def resolve(
-        cls,
-        config: Config,
-        *,
-        index_url: str | None = None,
-        extra_index_urls: Sequence[str] | None = None,
-        find_links: Sequence[str] | None = None,
-        no_index: bool | None = None,
-    ) -> PipOptions:
+    def resolve(cls, config: Config, **given: Unpack[PipWhere]) -> PipOptions:
         """Each option as given, else ``[tool.shipit]``'s; relative paths become absolute.
 
         >>> PipOptions.resolve(config, find_links=["wheels"]).args()
         ['--find-links', '/home/me/project/wheels']
         """
-        if find_links:
+        if find_links := given.get("find_links"):
             links = tuple(_local(v, Path.cwd()) for v in find_links)
         else:
             links = tuple(_local(v, config.root) for v in config.find_links)
+        no_index = given.get("no_index")
         return cls(
-            index_url=index_url or config.index_url,
-            extra_index_urls=tuple(extra_index_urls or config.extra_index_url),
+            index_url=given.get("index_url") or config.index_url,
+            extra_index_urls=tuple(given.get("extra_index_urls") or config.extra_index_url),
             find_links=links,
             no_index=config.no_index if no_index is None else no_index,
         )
@@ -266,12 +278,7 @@ class Options:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         install: bool = True,
-        index_url: str | None = None,
-        extra_index_urls: Sequence[str] | None = None,
-        find_links: Sequence[str] | None = None,
-        no_index: bool | None = None,
-        wheels_from_client: bool | None = None,
-        pip_timeout: float | None = None,
+        **overrides: Unpack[PipOverrides],
     ) -> Options:
         """Each value as given, else ``[tool.shipit]``'s, else the default. Without
         ``install`` the pip options are not read, so a bad one fails only what installs.
@@ -279,12 +286,10 @@ class Options:
         >>> Options.resolve(load_config("examples/montecarlo"), pip_timeout=60).pip_timeout
         60.0
         """
-        pip = PipOptions()
-        if install:
-            pip = PipOptions.resolve(
-                config, index_url=index_url, extra_index_urls=extra_index_urls,
-                find_links=find_links, no_index=no_index,
-            )  # fmt: skip
+        wheels_from_client = overrides.get("wheels_from_client")
+        pip_timeout = overrides.get("pip_timeout")
+        where: PipWhere = {k: v for k, v in overrides.items() if k in PipWhere.__annotations__}  # type: ignore[assignment]
+        pip = PipOptions.resolve(config, **where) if install else PipOptions()
         return cls(
             config=config,
             timeout=timeout,

@@ -11,13 +11,13 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from distributed import Client
 
-from .config import DEFAULT_TIMEOUT, Options, load_config
+from .config import DEFAULT_TIMEOUT, Options, PipOverrides, load_config
 from .connection import connect
 from .errors import InstallFailed, NeverSettled, PackError, PushFailed, StaleFile
 from .install.installer import Installer
@@ -25,6 +25,9 @@ from .install.wheels import code_only
 from .project.plan import Plan, plan_of
 from .report import InstallReport, SyncReport
 from .shipper import Shipper
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 def sync(
@@ -36,13 +39,8 @@ def sync(
     install: bool = True,
     restart: bool = False,
     dry_run: bool = False,
-    index_url: str | None = None,
-    extra_index_urls: Sequence[str] | None = None,
-    find_links: Sequence[str] | None = None,
-    no_index: bool | None = None,
-    wheels_from_client: bool | None = None,
-    pip_timeout: float | None = None,
     on_progress: Callable[[str], None] = lambda step: None,
+    **pip: Unpack[PipOverrides],
 ) -> SyncReport:
     """Ship the project at ``path`` to the scheduler and every worker, then install there
     what they lack (see :func:`shipit.install`); restart workers only with ``restart``.
@@ -52,8 +50,10 @@ def sync(
     finished everywhere. With ``strict`` (the default) a unit that does not compile raises
     :class:`PackError`, a node that failed raises :class:`PushFailed` and an incomplete
     install raises :class:`InstallFailed`, after the rest was done. ``dry_run`` sends no
-    code and installs nothing: ``report.install`` holds the plan. Pip options left as None
-    come from ``[tool.shipit]``. ``on_progress`` hears each step as it starts.
+    code and installs nothing: ``report.install`` holds the plan. ``on_progress`` hears each
+    step as it starts. The pip settings (``index_url``, ``extra_index_urls``, ``find_links``,
+    ``no_index``, ``wheels_from_client``, ``pip_timeout``; see :class:`PipOverrides`) left
+    out or None come from ``[tool.shipit]``.
 
     >>> report = shipit.sync(client, find_links=["wheels"], no_index=True)
     >>> [u.name for u in report.shipped], [r.status for r in report.install.runs]
@@ -62,11 +62,8 @@ def sync(
     on_progress("finding, hashing and compiling the project's files")
     config = load_config(path)
     the_plan = plan_of(config)
-    options = Options.resolve(  # a bad pip option fails before anything is sent
-        config, timeout=timeout, install=install, index_url=index_url,
-        extra_index_urls=extra_index_urls, find_links=find_links, no_index=no_index,
-        wheels_from_client=wheels_from_client, pip_timeout=pip_timeout,
-    )  # fmt: skip
+    # A bad pip option fails before anything is sent.
+    options = Options.resolve(config, timeout=timeout, install=install, **pip)
     on_progress("connecting to the scheduler")
     with connect(client, timeout) as c:
         report, _ = ship_and_install(
@@ -124,14 +121,13 @@ def preview(
     path: str | Path = ".",
     *,
     timeout: float = DEFAULT_TIMEOUT,
-    **overrides: Any,
+    **pip: Unpack[PipOverrides],
 ) -> tuple[Plan, InstallReport]:
     """What ``shipit sync --dry-run`` shows, changing nothing: the plan of the units that
-    ship as code, and what the install would run where. ``overrides`` are
-    :meth:`Options.resolve`'s pip settings."""
+    ship as code, and what the install would run where."""
     config = load_config(path)
     the_plan = plan_of(config)
-    options = Options.resolve(config, timeout=timeout, **overrides)
+    options = Options.resolve(config, timeout=timeout, **pip)
     with connect(client, timeout) as c:
         report = Installer(c, options, the_plan).run(dry_run=True)
     packs, problems = code_only(the_plan)

@@ -24,7 +24,7 @@ from packaging.utils import canonicalize_name
 from .. import events, installer
 from ..ask import ask_at_once
 from ..byvalue import by_value
-from ..config import DEFAULT_TIMEOUT, Options, load_config
+from ..config import DEFAULT_TIMEOUT, Options, PipOverrides, load_config
 from ..connection import connect
 from ..errors import BuildFailed, DownloadFailed, InstallFailed
 from ..parity import check as parity
@@ -40,6 +40,8 @@ from .wheels import (
 )
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ..project.plan import Plan
 
 logger = logging.getLogger(__name__)
@@ -53,21 +55,17 @@ def install(
     *,
     restart: bool = False,
     dry_run: bool = False,
-    index_url: str | None = None,
-    extra_index_urls: Sequence[str] | None = None,
-    find_links: Sequence[str] | None = None,
-    no_index: bool | None = None,
-    wheels_from_client: bool | None = None,
-    pip_timeout: float | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     strict: bool = True,
     plan: Plan | None = None,
+    **pip: Unpack[PipOverrides],
 ) -> InstallReport:
     """Install on every node, pinned to the client's versions, what it lacks to run the project.
 
-    pip runs once per Python environment per host. Options left as None come from
-    ``[tool.shipit]``. With ``restart``, workers that had loaded a replaced package restart
-    through their nannies. With ``strict`` (the default) an incomplete install raises
+    pip runs once per Python environment per host. The pip settings (see
+    :class:`~shipit.config.PipOverrides`) left out or None come from ``[tool.shipit]``.
+    With ``restart``, workers that had loaded a replaced package restart through their
+    nannies. With ``strict`` (the default) an incomplete install raises
     :class:`InstallFailed` once every node has been tried. ``plan``, a :func:`shipit.plan`
     of the same project just made, spares reading the project again.
 
@@ -76,11 +74,7 @@ def install(
     [('installed', ('instpkg==2.0.0',))]
     """
     config = load_config(path) if plan is None else plan.config
-    options = Options.resolve(
-        config, timeout=timeout, index_url=index_url, extra_index_urls=extra_index_urls,
-        find_links=find_links, no_index=no_index, wheels_from_client=wheels_from_client,
-        pip_timeout=pip_timeout,
-    )  # fmt: skip
+    options = Options.resolve(config, timeout=timeout, **pip)
     with connect(client, timeout) as connected:
         report = Installer(connected, options, plan).run(restart=restart, dry_run=dry_run)
     if strict and not report.ok:
