@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Cluster, Project
-from .test_cli import shipit
+from .helpers import Cluster, Project, shipit
 
 
 def assert_one_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:

@@ -22,7 +22,7 @@ from distributed import Client
 
 import shipit
 
-from .conftest import Cluster, ProcessCluster, Project, dist_project
+from .helpers import Cluster, ProcessCluster, Project, dist_project
 
 OLD, NEW = "1.0.0", "2.0.0"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,30 +12,7 @@ import pytest
 
 from shipit import plan
 
-from .conftest import Cluster, Project, on_a_terminal
-
-
-def shipit(
-    *args: str,
-    env: dict[str, str] | None = None,
-    timeout: float = 60,
-    cwd: str | os.PathLike[str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
-    return subprocess.run(
-        [sys.executable, "-m", "shipit", *args],
-        capture_output=True,
-        text=True,
-        env={**base, **(env or {})},
-        timeout=timeout,
-        cwd=cwd,
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .helpers import Cluster, Project, free_port, on_a_terminal, shipit
 
 
 def test_sync_without_a_scheduler_says_how_to_give_one(project: Project) -> None:
@@ -49,7 +25,7 @@ def test_sync_without_a_scheduler_says_how_to_give_one(project: Project) -> None
 
 @pytest.mark.parametrize("how", ["option", "environment"])
 def test_unreachable_scheduler_is_one_line_within_the_timeout(project: Project, how: str) -> None:
-    address = f"tcp://127.0.0.1:{_free_port()}"
+    address = f"tcp://127.0.0.1:{free_port()}"
     args = ["sync", str(project.root), "--timeout", "2"]
     started = time.monotonic()
     if how == "option":
@@ -84,7 +60,7 @@ def test_malformed_address_is_a_usage_error(project: Project, address: str, reas
 
 
 def test_a_port_that_is_not_a_scheduler_is_a_connection_error(project: Project) -> None:
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
     )

@@ -16,7 +16,7 @@ from distributed import Client, Security
 
 from shipit.connection import in_the_clear, warn_if_in_the_clear
 
-from .conftest import Cluster, ProcessCluster, Project
+from .helpers import Cluster, ProcessCluster, Project
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,8 @@ import shipit
 from shipit.ask import Answers
 from shipit.doctor import LOW_DISK, NO_DISK, _disk, _python
 
-from .conftest import Cluster, ProcessCluster
-from .test_cli import _free_port
-from .test_cli import shipit as run_shipit
+from .helpers import Cluster, ProcessCluster, free_port
+from .helpers import shipit as run_shipit
 
 
 def test_a_healthy_cluster_passes(local_cluster: Cluster) -> None:
@@ -42,7 +41,7 @@ def test_a_worker_others_cannot_reach_fails_and_is_named(tmp_path: Path, bare_py
     try:
         address = pc.start_scheduler()
         empty = run_shipit("doctor", "--scheduler", address, "--timeout", "3")
-        closed = _free_port()  # nothing listens there: the worker advertises a dead address
+        closed = free_port()  # nothing listens there: the worker advertises a dead address
         pc.start_worker()
         pc._spawn(
             "distributed.cli.dask_worker", "--scheduler-file", str(pc.scheduler_file),

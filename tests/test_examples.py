@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
-from .test_cli import shipit
+from .helpers import REPO, shipit
 
 HAS_SKLEARN = importlib.util.find_spec("sklearn") is not None
 

@@ -22,7 +22,7 @@ import shipit
 from shipit.project.pack import file_digest, unit_digest
 from shipit.shipper import Shipper
 
-from .conftest import Cluster, ProcessCluster, Project
+from .helpers import Cluster, ProcessCluster, Project
 
 pytestmark = pytest.mark.timeout(180)
 # Nodes run these helpers without this test package: send them by value.

@@ -30,7 +30,7 @@ from distributed import Client
 import shipit
 from shipit import installer
 
-from .conftest import ProcessCluster, Project, dist_project
+from .helpers import ProcessCluster, Project, dist_project
 
 OLD, NEW, GHOST, LOCAL = "1.0.0", "2.0.0", "3.0.0", "0.3.0"
 

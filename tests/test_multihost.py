@@ -24,7 +24,7 @@ from typing import Any
 import psutil
 import pytest
 
-from .conftest import Project
+from .helpers import Project
 
 pytestmark = pytest.mark.timeout(240)
 

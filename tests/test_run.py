@@ -14,8 +14,7 @@ from distributed import Client, LocalCluster
 
 from shipit.run import run_process
 
-from .conftest import Project, on_a_terminal
-from .test_cli import shipit
+from .helpers import Project, on_a_terminal, shipit
 
 SCRIPT = """
 import sys

@@ -11,7 +11,7 @@ from distributed import futures_of, wait
 import shipit
 from shipit.report import SyncReport
 
-from .conftest import Cluster, Project
+from .helpers import Cluster, Project
 
 
 def _sync(cluster: Cluster, project: Project) -> SyncReport:

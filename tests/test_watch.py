@@ -19,7 +19,7 @@ import pytest
 import shipit
 from shipit.watch import WatchEvent
 
-from .conftest import Cluster, ProcessCluster, Project
+from .helpers import Cluster, ProcessCluster, Project
 
 
 class Events:

@@ -22,7 +22,7 @@ from shipit.install.wheels import (
     wheel_version,
 )
 
-from .conftest import dist_project
+from .helpers import dist_project
 
 
 @pytest.fixture(autouse=True)
