@@ -223,8 +223,10 @@ class PipOptions:
     def resolve(cls, config: Config, **given: Unpack[PipWhere]) -> PipOptions:
         """Each option as given, else ``[tool.shipit]``'s; relative paths become absolute.
 
-        >>> PipOptions.resolve(config, find_links=["wheels"]).args()
-        ['--find-links', '/home/me/project/wheels']
+        Example::
+
+            PipOptions.resolve(config, find_links=["wheels"]).args()
+            # ['--find-links', '/home/me/project/wheels']
         """
         if find_links := given.get("find_links"):
             links = tuple(_local(v, Path.cwd()) for v in find_links)

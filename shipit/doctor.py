@@ -1,8 +1,10 @@
 """The checks a home or lab cluster needs before a long run, each ok, warning or failed.
 
->>> report = shipit.doctor("tcp://10.0.0.5:8786")
->>> [(f.check, f.status) for f in report.findings if f.status != "ok"]
-[('worker connections', 'failed')]
+Example::
+
+    report = shipit.doctor("tcp://10.0.0.5:8786")
+    [(f.check, f.status) for f in report.findings if f.status != "ok"]
+    # [('worker connections', 'failed')]
 """
 
 from __future__ import annotations
@@ -79,8 +81,10 @@ def doctor(client: Client | str | None = None, *, timeout: float = DEFAULT_TIMEO
     dashboard, disk, memory limits and nannies. An unreachable scheduler raises
     :class:`ConnectionFailed`; everything else is a finding.
 
-    >>> shipit.doctor(client).ok
-    True
+    Example::
+
+        shipit.doctor(client).ok
+        # True
     """
     started = time.perf_counter()
     with connect(client, timeout) as c:

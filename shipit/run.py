@@ -4,8 +4,10 @@ Sync the project (code, then what the nodes lack), check parity, then run the sc
 the same Python and ``DASK_SCHEDULER_ADDRESS`` set, so that a plain ``Client()`` in it
 connects. Without a scheduler, a local cluster lives for the run.
 
->>> shipit.run("train.py", ["--epochs", "3"], "tcp://10.0.0.5:8786").returncode
-0
+Example::
+
+    shipit.run("train.py", ["--epochs", "3"], "tcp://10.0.0.5:8786").returncode
+    # 0
 """
 
 from __future__ import annotations
@@ -72,9 +74,11 @@ def run(
     SIGTERM reach it. When a unit does not compile, a node fails, or parity fails, it does
     not run: ``report.refused``. ``on_ready`` hears the report just before the script starts.
 
-    >>> report = shipit.run("search.py", ["--trials", "200"])
-    >>> report.returncode, report.sync.ok, report.parity.ok
-    (0, True, True)
+    Example::
+
+        report = shipit.run("search.py", ["--trials", "200"])
+        report.returncode, report.sync.ok, report.parity.ok
+        # (0, True, True)
     """
     script = Path(script)
     if not script.is_file():

@@ -1,8 +1,10 @@
 """What the cluster runs, node by node: shipped code, Python, key versions, nanny, directory.
 
->>> report = shipit.status(client)
->>> [n.address for n in report.nodes if n.behind]
-['tcp://10.0.0.7:40331']
+Example::
+
+    report = shipit.status(client)
+    [n.address for n in report.nodes if n.behind]
+    # ['tcp://10.0.0.7:40331']
 """
 
 from __future__ import annotations
@@ -119,8 +121,10 @@ def status(
     """Read every node's shipped units, Python, Dask versions, nanny and local directory, and
     compare the units with the project at ``path``.
 
-    >>> shipit.status("tcp://10.0.0.5:8786").summary
-    '4 worker(s) and the scheduler run the current code of 1 unit(s)'
+    Example::
+
+        shipit.status("tcp://10.0.0.5:8786").summary
+        # '4 worker(s) and the scheduler run the current code of 1 unit(s)'
     """
     started = time.perf_counter()
     local = _local_digests(path)

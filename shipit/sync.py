@@ -55,9 +55,11 @@ def sync(
     ``no_index``, ``wheels_from_client``, ``pip_timeout``; see :class:`PipOverrides`) left
     out or None come from ``[tool.shipit]``.
 
-    >>> report = shipit.sync(client, find_links=["wheels"], no_index=True)
-    >>> [u.name for u in report.shipped], [r.status for r in report.install.runs]
-    (['montecarlo'], ['installed'])
+    Example::
+
+        report = shipit.sync(client, find_links=["wheels"], no_index=True)
+        [u.name for u in report.shipped], [r.status for r in report.install.runs]
+        # (['montecarlo'], ['installed'])
     """
     on_progress("finding, hashing and compiling the project's files")
     config = load_config(path)

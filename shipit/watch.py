@@ -1,7 +1,9 @@
 """The dev loop: every saved change reaches every node, in a background thread.
 
->>> handle = shipit.watch(client)      # in a notebook
->>> handle.stop()
+Example::
+
+    handle = shipit.watch(client)      # in a notebook
+    handle.stop()
 """
 
 from __future__ import annotations
@@ -367,7 +369,9 @@ def watch(
     else a local cluster that the watch starts and closes. Returns once the first sync is
     done; ``.stop()`` ends it.
 
-    >>> handle = shipit.watch(client, on_event=print)
-    >>> handle.stop()
+    Example::
+
+        handle = shipit.watch(client, on_event=print)
+        handle.stop()
     """
     return Watch(client, path, on_event=on_event, debounce=debounce, n_workers=n_workers).start()

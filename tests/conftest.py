@@ -17,15 +17,6 @@ from distributed import Client, LocalCluster
 from .helpers import Cluster, ProcessCluster, Project
 
 
-@pytest.fixture(scope="session", autouse=True)
-def syntax_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The syntax cache of this test run, not the user's; subprocesses (the CLI) inherit it."""
-    folder = tmp_path_factory.mktemp("syntax-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SHIPIT_CACHE_DIR", str(folder))
-        yield folder
-
-
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
     name = f"pkg_{uuid.uuid4().hex[:8]}"

@@ -69,9 +69,11 @@ def install(
     :class:`InstallFailed` once every node has been tried. ``plan``, a :func:`shipit.plan`
     of the same project just made, spares reading the project again.
 
-    >>> report = shipit.install(client, find_links=["wheels"], no_index=True)
-    >>> [(run.status, run.requirements) for run in report.runs]
-    [('installed', ('instpkg==2.0.0',))]
+    Example::
+
+        report = shipit.install(client, find_links=["wheels"], no_index=True)
+        [(run.status, run.requirements) for run in report.runs]
+        # [('installed', ('instpkg==2.0.0',))]
     """
     config = load_config(path) if plan is None else plan.config
     options = Options.resolve(config, timeout=timeout, **pip)

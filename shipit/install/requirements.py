@@ -89,8 +89,10 @@ def needs(
     canonical names of local projects to the version built from their folder, which wins
     over the client's. A local project that no row mentions is missing everywhere.
 
-    >>> needs(report.rows, {"instpkg": True}).by_node
-    {'tcp://127.0.0.1:4001': ('instpkg==2.0.0',)}
+    Example::
+
+        needs(report.rows, {"instpkg": True}).by_node
+        # {'tcp://127.0.0.1:4001': ('instpkg==2.0.0',)}
     """
     local = dict(local or {})
     by_node: dict[str, list[str]] = {}

@@ -53,8 +53,10 @@ class LocalProject:
 def local_projects(config: Config) -> tuple[list[LocalProject], list[str]]:
     """The local projects to build and install, and why some dependencies were left alone.
 
-    >>> local_projects(load_config("."))[0]
-    [LocalProject(name='mylib', folder=PosixPath('/home/me/mylib'), why='path dependency')]
+    Example::
+
+        local_projects(load_config("."))[0]
+        # [LocalProject(name='mylib', folder=PosixPath('/home/me/mylib'), why='path dependency')]
     """
     found: dict[str, LocalProject] = {}
     skipped: list[str] = []
@@ -140,9 +142,11 @@ def ships_as_code(
 ) -> Callable[[str], bool]:
     """Whether a unit of this origin ships as code, rather than being installed as a wheel.
 
-    >>> as_code = ships_as_code(load_config("."))  # install-project = true
-    >>> as_code("project"), as_code("editable:mylib")
-    (False, True)
+    Example::
+
+        as_code = ships_as_code(load_config("."))  # install-project = true
+        as_code("project"), as_code("editable:mylib")
+        # (False, True)
     """
     if projects is None:
         projects, _ = local_projects(config)

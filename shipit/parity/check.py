@@ -51,9 +51,11 @@ def check(
     ``strict`` (the default) any row at error level raises :class:`VersionMismatch`, whose
     message is the table.
 
-    >>> report = shipit.check(client, strict=False)
-    >>> [(row.package, row.workers) for row in report.errors]
-    [('numpy', '7 workers: 2.1.0; 2.0.0 on tcp://10.0.0.7:40331')]
+    Example::
+
+        report = shipit.check(client, strict=False)
+        [(row.package, row.workers) for row in report.errors]
+        # [('numpy', '7 workers: 2.1.0; 2.0.0 on tcp://10.0.0.7:40331')]
     """
     parity = Parity(path)
     with connect(client, timeout) as connected:
@@ -112,8 +114,10 @@ def wanted_distributions(
     editable projects shipit ships as code, and shipit itself. ``imports``, the names the
     units import when a plan read them already, spares reading the files again.
 
-    >>> wanted_distributions(load_config("examples/montecarlo"), units)
-    {'dask': True, ..., 'numpy': True}
+    Example::
+
+        wanted_distributions(load_config("examples/montecarlo"), units)
+        # {'dask': True, ..., 'numpy': True}
     """
     own = {unit.name for unit in units}
     if imports is None:

@@ -41,8 +41,10 @@ def guard(client: Client, path: str | Path = ".", *, timeout: float = DEFAULT_TI
     checks at once but does not raise on a mismatch: it logs it, and refuses submissions
     until the cluster is fixed (a failing verdict is never cached).
 
-    >>> with shipit.guard(client):
-    ...     client.submit(simulate, 10).result()
+    Example::
+
+        with shipit.guard(client):
+            client.submit(simulate, 10).result()
     """
     return Guard(client, path, timeout)
 

