@@ -40,6 +40,41 @@ def shipit(
     )
 
 
+def cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``shipit *args`` in this process, through click's ``CliRunner``: what :func:`shipit`
+    returns, without starting an interpreter. For tests of what the command says and exits
+    with; the process boundary itself (signals, a terminal, logging to stderr) keeps
+    :func:`shipit`. An exception that escapes the command fails the test with its traceback.
+    """
+    from click.testing import CliRunner
+
+    from shipit import shipper
+    from shipit.cli import main
+
+    # main() declares that this process runs no user code: not true of the test process.
+    state = shipper._USER_CODE_HERE, shipper.CLIENT_PROCESS
+    before = os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        result = CliRunner().invoke(
+            main,
+            list(args),
+            env={"DASK_SCHEDULER_ADDRESS": None, **(env or {})},
+            catch_exceptions=False,
+        )
+    finally:
+        os.chdir(before)
+        shipper._USER_CODE_HERE, shipper.CLIENT_PROCESS = state
+    return subprocess.CompletedProcess(
+        ["shipit", *args], result.exit_code, result.stdout, result.stderr
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -188,10 +223,7 @@ class ProcessCluster:
         self.procs.clear()
 
     def close(self) -> None:
-        # Workers first: a worker whose scheduler is gone spends seconds retrying it.
-        for proc in [*self.procs[1:], *self.procs[:1]]:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        """End every node at once: a test's teardown needs no graceful shutdown (a worker
+        whose scheduler is gone spends seconds retrying it), and the host store cleans up
+        after dead nodes by design."""
+        self.stop_all()

@@ -24,6 +24,8 @@ import shipit
 
 from .helpers import Cluster, ProcessCluster, Project, dist_project
 
+pytestmark = pytest.mark.cluster  # every test here starts a cluster or a shipit process
+
 OLD, NEW = "1.0.0", "2.0.0"
 
 

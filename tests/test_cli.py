@@ -14,6 +14,8 @@ from shipit import plan
 
 from .helpers import Cluster, Project, free_port, on_a_terminal, shipit
 
+pytestmark = pytest.mark.cluster  # every test here starts a cluster or a shipit process
+
 
 def test_sync_without_a_scheduler_says_how_to_give_one(project: Project) -> None:
     result = shipit("sync", str(project.root))
@@ -59,20 +61,42 @@ def test_malformed_address_is_a_usage_error(project: Project, address: str, reas
     assert tip.startswith("TIP   write it as tcp://HOST:PORT")
 
 
+# A server that frames its messages as Dask does, but whose first message is no Dask
+# handshake (a list, where a Dask peer sends a dict). It says "ready" once it listens.
+_NOT_A_SCHEDULER = """
+import asyncio, sys
+from distributed.comm import listen
+from distributed.comm.tcp import TCP
+
+async def write(self, msg, *args, **kwargs):
+    return await dask_write(self, ["not", "a", "scheduler"], *args, **kwargs)
+
+dask_write, TCP.write = TCP.write, write
+
+async def main():
+    listener = listen(sys.argv[1], lambda comm: comm.abort())
+    await listener.start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
 def test_a_port_that_is_not_a_scheduler_is_a_connection_error(project: Project) -> None:
-    port = free_port()
+    address = f"tcp://127.0.0.1:{free_port()}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+        [sys.executable, "-c", _NOT_A_SCHEDULER, address], stdout=subprocess.PIPE, text=True
     )
     try:
-        time.sleep(0.5)
-        result = shipit(
-            "sync", str(project.root), "--scheduler", f"tcp://127.0.0.1:{port}", "--timeout", "2"
-        )
+        assert server.stdout is not None and server.stdout.readline() == "ready\n"
+        result = shipit("sync", str(project.root), "--scheduler", address, "--timeout", "2")
     finally:
         server.kill()
+        server.wait()
     assert result.returncode == 2
-    assert result.stderr.startswith(f"ERROR cannot reach the scheduler at tcp://127.0.0.1:{port}")
+    assert result.stderr.startswith(f"ERROR cannot reach the scheduler at {address}")
+    assert "does not speak Dask's protocol" in result.stderr
     assert "Traceback" not in result.stderr
 
 

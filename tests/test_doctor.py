@@ -16,6 +16,7 @@ from .helpers import Cluster, ProcessCluster, free_port
 from .helpers import shipit as run_shipit
 
 
+@pytest.mark.cluster
 def test_a_healthy_cluster_passes(local_cluster: Cluster) -> None:
     result = run_shipit("doctor", "--scheduler", local_cluster.scheduler_address)
 
@@ -36,6 +37,7 @@ def test_a_healthy_cluster_passes(local_cluster: Cluster) -> None:
     assert result.stdout.splitlines()[-1].endswith("0 failed")
 
 
+@pytest.mark.cluster
 def test_a_worker_others_cannot_reach_fails_and_is_named(tmp_path: Path, bare_python: Path) -> None:
     pc = ProcessCluster(bare_python, tmp_path)
     try:

@@ -11,6 +11,8 @@ import pytest
 
 from .helpers import REPO, shipit
 
+pytestmark = pytest.mark.cluster  # every test here starts a cluster or a shipit process
+
 HAS_SKLEARN = importlib.util.find_spec("sklearn") is not None
 
 

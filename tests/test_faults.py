@@ -24,7 +24,8 @@ from shipit.shipper import Shipper
 
 from .helpers import Cluster, ProcessCluster, Project
 
-pytestmark = pytest.mark.timeout(180)
+# Every test here starts a cluster or a shipit process.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
 # Nodes run these helpers without this test package: send them by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

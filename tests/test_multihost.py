@@ -26,7 +26,8 @@ import pytest
 
 from .helpers import Project
 
-pytestmark = pytest.mark.timeout(240)
+# Every test here starts a cluster or a shipit process.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 
 SUBNET = "10.213.7"
 SCHEDULER = f"{SUBNET}.1"

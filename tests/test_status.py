@@ -13,6 +13,8 @@ import shipit
 from .helpers import Cluster, Project, free_port
 from .helpers import shipit as run_shipit
 
+pytestmark = pytest.mark.cluster  # every test here starts a cluster or a shipit process
+
 
 def test_status_shows_every_node_current_then_behind_after_an_edit(
     local_cluster: Cluster, project: Project
