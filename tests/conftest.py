@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import sysconfig
@@ -63,11 +64,11 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project
         del sys.modules[mod]
 
 
-@pytest.fixture
-def local_cluster() -> Iterator[Cluster]:
+@contextlib.contextmanager
+def _local(kind: str, processes: bool) -> Iterator[Cluster]:
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+            n_workers=2, threads_per_worker=1, processes=processes, dashboard_address=":0"
         ) as lc,
         Client(lc) as client,
     ):
@@ -77,7 +78,13 @@ def local_cluster() -> Iterator[Cluster]:
             lc.scale(n)
             client.wait_for_workers(n, timeout=60)
 
-        yield Cluster("local", client, add_worker, lc.scheduler_address, in_process_scheduler=True)
+        yield Cluster(kind, client, add_worker, lc.scheduler_address, in_process_scheduler=True)
+
+
+@pytest.fixture
+def local_cluster() -> Iterator[Cluster]:
+    with _local("local", processes=True) as cluster:
+        yield cluster
 
 
 @pytest.fixture
@@ -85,19 +92,8 @@ def inproc_cluster() -> Iterator[Cluster]:
     """A real Scheduler and real Workers in this process (threads, no processes): for tests of
     what shipit and its plugins decide, not of code reaching other processes. Starts in a
     fraction of a second."""
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
-        ) as lc,
-        Client(lc) as client,
-    ):
-
-        def add_worker() -> None:
-            n = len(lc.workers) + 1
-            lc.scale(n)
-            client.wait_for_workers(n, timeout=60)
-
-        yield Cluster("inproc", client, add_worker, lc.scheduler_address, in_process_scheduler=True)
+    with _local("inproc", processes=False) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Install what the nodes lack: the client side of the install step of ``shipit sync``.
 
-A parity check (``shipit.parity``) says what each node is missing or holds at another
-version than the client; each becomes ``name==version`` (``shipit.requirements``). Nodes
+A parity check (``shipit.parity.check``) says what each node is missing or holds at another
+version than the client; each becomes ``name==version`` (``shipit.install.requirements``). Nodes
 are grouped by Python environment (``installer.environment`` on each) and pip runs once per
 group, in one node's process, through ``client.run``, all groups at once. A check after the
 install tells which workers still run old code: they restart through their nannies when

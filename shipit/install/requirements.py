@@ -46,7 +46,7 @@ def installed_version(cell: str | None) -> str | None:
     """The version installed on disk, from a parity cell; None when it is missing.
 
     Cells read ``"2.0.0"``, ``"2.0.0 installed, 1.0.0 loaded"``, ``"2.0.0, files changed
-    since loaded"`` or ``"missing"`` (see ``shipit.versions``).
+    since loaded"`` or ``"missing"`` (see ``shipit.parity.versions``).
     """
     if cell is None or cell in ("missing", "?"):
         return None

@@ -2,7 +2,7 @@
 
 The project says what to compare (the distributions its code imports, its declared
 dependencies, ``[tool.shipit] extra-packages``, Dask's own stack); ``shipit.nodeinfo`` reads
-the facts in the client, on the scheduler and on every worker; ``shipit.versions`` compares.
+the facts in the client, on the scheduler and on every worker; ``shipit.parity.versions`` compares.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Every way to submit work through a :class:`distributed.Client` (``submit``, ``ma
 sends a graph, ``Client._graph_to_futures``. The guard wraps it on that client instance.
 
 A passing verdict is cached. It goes stale when the scheduler announces a new worker (the
-``add-worker`` event on topic ``all``), when shipit ships code (``parity.synced``), when a
+``add-worker`` event on topic ``all``), when shipit ships code (``events.synced``), when a
 call such as ``wait_for_workers`` or ``scheduler_info`` shows the client a worker set it has
 not checked, and when the scheduler itself was replaced. The next submission then checks
 again, synchronously, before anything is sent. A failing verdict is never cached.

@@ -179,7 +179,7 @@ class Packer:
 
     One Packer lives as long as a watch session, so that saving one file of a large
     package hashes and compiles one file. Sources that compiled once on this machine are
-    not compiled again (see :mod:`shipit.syntaxcache`).
+    not compiled again (see :mod:`shipit.project.syntaxcache`).
     """
 
     def __init__(self, syntax_cache: SyntaxCache | None = None) -> None:
