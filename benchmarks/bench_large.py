@@ -21,12 +21,12 @@ from typing import Any
 import _harness as h
 from distributed import Client
 from distributed.diagnostics.plugin import UploadDirectory
-from shipit.discover import Project
-from shipit.pack import Packer
-from shipit.syntaxcache import SyntaxCache
 
 import shipit
 from shipit.config import load_config
+from shipit.project.discover import Project
+from shipit.project.pack import Packer
+from shipit.project.syntaxcache import SyntaxCache
 
 SYNC_TARGET_S = 2.0
 EDIT_TARGET_MS = 150.0
