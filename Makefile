@@ -1,12 +1,13 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11, git and make:
 #   make demo   shipit's main job: watch a project and ship edits into a local cluster it starts
 #   make test   lint and the whole test suite (what CI runs, through .ci/run)
+#   make quick  the tests that start no cluster and no process (pytest -m "not cluster")
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo watch test lint bench clean
+.PHONY: install demo watch test quick lint bench clean
 
 install: $(VENV)/.installed
 
@@ -23,12 +24,16 @@ watch: install
 	$(BIN)/shipit watch examples/montecarlo
 
 lint: install
-	$(BIN)/ruff check shipit tests benchmarks examples
-	$(BIN)/ruff format --check shipit tests benchmarks examples
+	$(BIN)/ruff check shipit tests benchmarks examples conftest.py
+	$(BIN)/ruff format --check shipit tests benchmarks examples conftest.py
 	$(BIN)/mypy shipit
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The tests that start no cluster and no shipit process, and the doctests: seconds, not minutes.
+quick: install
+	$(BIN)/python -m pytest -m "not cluster"
 
 bench: install
 	$(BIN)/python benchmarks/bench_watch.py

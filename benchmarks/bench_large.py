@@ -24,9 +24,9 @@ from distributed.diagnostics.plugin import UploadDirectory
 
 import shipit
 from shipit.config import load_config
-from shipit.discover import Project
-from shipit.pack import Packer
-from shipit.syntaxcache import SyntaxCache
+from shipit.project.discover import Project
+from shipit.project.pack import Packer
+from shipit.project.syntaxcache import SyntaxCache
 
 SYNC_TARGET_S = 2.0
 EDIT_TARGET_MS = 150.0

@@ -1,46 +1,56 @@
 """shipit: make the edit-run loop on a Dask cluster feel local.
 
->>> import shipit
->>> shipit.sync(client)            # ship the project in the current folder, install what
-...                                # workers lack at the client's versions
+The names below (``__all__``) are the public API. The modules behind them are internal:
+import from ``shipit``, not from ``shipit.sync`` or ``shipit.project.pack``, which may move.
+
+Example::
+
+    import shipit
+    shipit.sync(client)   # ship the project in the current folder, install what the
+                          # workers lack at the client's versions
 """
 
+from .config import PipOptions
 from .doctor import DoctorReport, Finding, doctor
 from .errors import (
     BadAddress,
     BadFile,
+    BadPipOption,
+    BadRequirement,
+    BuildFailed,
     ConfigError,
     ConnectionFailed,
     ConnectionLost,
+    DownloadFailed,
+    InstallFailed,
     NoSchedulerError,
     NothingToShip,
     PackError,
     ProbeTimeout,
     PushFailed,
     ShipitError,
-    SyntaxProblem,
     TooLarge,
     UsageError,
     VersionMismatch,
 )
-from .guard import Guard, guard
-from .install import InstallFailed, install
-from .parity import check
+from .install.installer import install
+from .parity.check import check
+from .parity.guard import Guard, guard
+from .project.plan import Plan, plan
 from .report import (
     EnvironmentInstall,
     InstallReport,
     NodeResult,
     ParityReport,
     SyncReport,
+    SyntaxProblem,
     UnitResult,
     WorkerRestart,
 )
-from .requirements import BadPipOption, BadRequirement, PipOptions
 from .run import RunReport, run
-from .ship import Plan, plan, sync
 from .status import ClusterStatus, NodeStatus, status
+from .sync import sync
 from .watch import Watch, WatchEvent, watch
-from .wheels import BuildFailed, DownloadFailed
 
 __all__ = [
     "BadAddress",
@@ -90,3 +100,7 @@ __all__ = [
     "sync",
     "watch",
 ]
+
+
+def __dir__() -> list[str]:
+    return __all__

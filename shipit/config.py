@@ -1,18 +1,23 @@
-"""``[tool.shipit]`` from the project's pyproject.toml, checked and turned into a value."""
+"""``[tool.shipit]`` from the project's pyproject.toml, checked and turned into a value; and
+:class:`Options`, those settings with the caller's overrides, resolved once per command."""
 
 from __future__ import annotations
 
 import difflib
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
+from urllib.parse import urlparse
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from .errors import ConfigError
+from .errors import BadPipOption, ConfigError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,6 +34,9 @@ _NAMES = ("extra_packages", "ignore")  # distributions, checked as such
 _SEVERITIES = ("error", "warning")
 KNOWN_KEYS = frozenset((*_LISTS, *_STRINGS, *_BOOLS, *_NUMBERS, *_SIZES, "severity"))
 MiB = 2**20
+_URL_SCHEMES = ("http", "https", "file")
+DEFAULT_TIMEOUT = 10.0  # seconds for the scheduler, and the cluster's probes, to answer
+DEFAULT_PIP_TIMEOUT = 600.0  # seconds each pip run may take
 
 
 @dataclass(frozen=True)
@@ -168,3 +176,128 @@ def parse_size(value: object) -> int | None:
         return None
     size = int(float(match[1]) * _FACTORS[(match[2] or "b").lower()])
     return size if size > 0 else None
+
+
+class PipWhere(TypedDict, total=False):
+    """Where pip looks, as a caller overrides ``[tool.shipit]``: None or absent keeps it."""
+
+    index_url: str | None
+    extra_index_urls: Sequence[str] | None
+    find_links: Sequence[str] | None
+    no_index: bool | None
+
+
+class PipOverrides(PipWhere, total=False):
+    """The pip settings :func:`shipit.sync` and :func:`shipit.install` take as keywords."""
+
+    wheels_from_client: bool | None  # fetch the wheels on the client; workers use no index
+    pip_timeout: float | None  # seconds each pip run may take
+
+
+@dataclass(frozen=True)
+class PipOptions:
+    """Where pip looks for packages: passed to pip on the nodes, or to ``pip download``."""
+
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+
+    def __post_init__(self) -> None:
+        for option, value in self._values():
+            _check_option(option, value)
+
+    def _values(self) -> Iterable[tuple[str, str]]:
+        yield from (("--index-url", v) for v in [self.index_url] if v is not None)
+        yield from (("--extra-index-url", v) for v in self.extra_index_urls)
+        yield from (("--find-links", v) for v in self.find_links)
+
+    def args(self) -> list[str]:
+        """pip's command-line options, ``--no-index`` first."""
+        args = ["--no-index"] if self.no_index else []
+        for option, value in self._values():
+            args += [option, value]
+        return args
+
+    @classmethod
+    def resolve(cls, config: Config, **given: Unpack[PipWhere]) -> PipOptions:
+        """Each option as given, else ``[tool.shipit]``'s; relative paths become absolute.
+
+        Example::
+
+            PipOptions.resolve(config, find_links=["wheels"]).args()
+            # ['--find-links', '/home/me/project/wheels']
+        """
+        if find_links := given.get("find_links"):
+            links = tuple(_local(v, Path.cwd()) for v in find_links)
+        else:
+            links = tuple(_local(v, config.root) for v in config.find_links)
+        no_index = given.get("no_index")
+        return cls(
+            index_url=given.get("index_url") or config.index_url,
+            extra_index_urls=tuple(given.get("extra_index_urls") or config.extra_index_url),
+            find_links=links,
+            no_index=config.no_index if no_index is None else no_index,
+        )
+
+
+def _local(value: str, base: Path) -> str:
+    """A find-links path made absolute (nodes run elsewhere); URLs stay as they are."""
+    if urlparse(value).scheme in _URL_SCHEMES:
+        return value
+    return str((base / value).resolve())
+
+
+def _check_option(option: str, value: str) -> None:
+    if not value or value.startswith("-") or any(c in value for c in "\r\n\0"):
+        raise BadPipOption(option, value, "not a URL or a path")
+    scheme = urlparse(value).scheme
+    if option != "--find-links" and scheme not in _URL_SCHEMES:
+        raise BadPipOption(option, value, "an index must be an http, https or file URL")
+
+
+@dataclass(frozen=True)
+class Options:
+    """One command's settings: ``[tool.shipit]`` with the caller's overrides, resolved once at
+    the top of :func:`shipit.sync`, :func:`shipit.install` and :func:`shipit.run` and passed
+    down, so nothing below reads pyproject.toml again.
+
+    ``pip`` is where pip looks (checked only when something installs); ``wheels_from_client``
+    fetches the wheels on the client; ``pip_timeout`` bounds each pip run; ``timeout`` the
+    scheduler's and the probes' answers.
+    """
+
+    config: Config
+    timeout: float = DEFAULT_TIMEOUT
+    pip: PipOptions = field(default_factory=lambda: PipOptions())
+    wheels_from_client: bool = False
+    pip_timeout: float = DEFAULT_PIP_TIMEOUT
+
+    @classmethod
+    def resolve(
+        cls,
+        config: Config,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        install: bool = True,
+        **overrides: Unpack[PipOverrides],
+    ) -> Options:
+        """Each value as given, else ``[tool.shipit]``'s, else the default. Without
+        ``install`` the pip options are not read, so a bad one fails only what installs.
+
+        >>> Options.resolve(load_config("examples/montecarlo"), pip_timeout=60).pip_timeout
+        60.0
+        """
+        wheels_from_client = overrides.get("wheels_from_client")
+        pip_timeout = overrides.get("pip_timeout")
+        where: PipWhere = {k: v for k, v in overrides.items() if k in PipWhere.__annotations__}  # type: ignore[assignment]
+        pip = PipOptions.resolve(config, **where) if install else PipOptions()
+        return cls(
+            config=config,
+            timeout=timeout,
+            pip=pip,
+            wheels_from_client=(
+                config.wheels_from_client if wheels_from_client is None else wheels_from_client
+            ),
+            pip_timeout=float(pip_timeout or config.pip_timeout or DEFAULT_PIP_TIMEOUT),
+        )

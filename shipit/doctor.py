@@ -1,8 +1,10 @@
 """The checks a home or lab cluster needs before a long run, each ok, warning or failed.
 
->>> report = shipit.doctor("tcp://10.0.0.5:8786")
->>> [(f.check, f.status) for f in report.findings if f.status != "ok"]
-[('worker connections', 'failed')]
+Example::
+
+    report = shipit.doctor("tcp://10.0.0.5:8786")
+    [(f.check, f.status) for f in report.findings if f.status != "ok"]
+    # [('worker connections', 'failed')]
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from typing import Any, Literal
 import distributed
 from distributed import Client
 
-from . import ship
+from .ask import Answers, ask
+from .config import DEFAULT_TIMEOUT
+from .connection import connect
 from .node import checks as nodecheck
-from .nodes import Answers, ask
 from .text import aligned
 
 Status = Literal["ok", "warning", "failed"]
@@ -73,18 +76,18 @@ class DoctorReport:
         return out
 
 
-def doctor(
-    client: Client | str | None = None, *, timeout: float = ship.DEFAULT_TIMEOUT
-) -> DoctorReport:
+def doctor(client: Client | str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> DoctorReport:
     """Check the scheduler, the workers, Python versions, worker-to-worker connections, the
     dashboard, disk, memory limits and nannies. An unreachable scheduler raises
     :class:`ConnectionFailed`; everything else is a finding.
 
-    >>> shipit.doctor(client).ok
-    True
+    Example::
+
+        shipit.doctor(client).ok
+        # True
     """
     started = time.perf_counter()
-    with ship.connect(client, timeout) as c:
+    with connect(client, timeout) as c:
         scheduler = str(getattr(c.scheduler, "address", ""))
         facts = ask(c, nodecheck, nodecheck.describe, timeout=timeout)
         reachable = sorted(facts.workers)

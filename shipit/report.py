@@ -6,12 +6,26 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from .errors import SyntaxProblem
+from .text import aligned, names, plural
 
 UnitStatus = Literal["shipped", "unchanged", "removed", "not shipped"]
 Severity = Literal["ok", "warning", "error"]
 InstallStatus = Literal["installed", "satisfied", "failed", "planned"]
 RestartStatus = Literal["restarted", "needs restart", "no nanny", "failed"]
+
+
+@dataclass(frozen=True)
+class SyntaxProblem:
+    """A file that does not compile: it keeps its unit from shipping."""
+
+    path: str
+    line: int | None
+    message: str
+    unit: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -110,7 +124,7 @@ class EnvironmentInstall:
         """``installed  instpkg==2.0.0  on host:/venv  2 nodes (tcp://..., ...)  1.2 s``."""
         packages = " ".join(self.requirements)
         label = {"planned": "would install"}.get(self.status)
-        who = f"{len(self.nodes)} node{_plural(len(self.nodes))} ({_names(self.nodes)})"
+        who = f"{len(self.nodes)} node{plural(len(self.nodes))} ({names(self.nodes)})"
         if self.status == "failed":
             return f"failed     {packages}  on {self.where}  {who}: {self.error}"
         timing = f"  {self.seconds:.1f} s" if self.status != "planned" else ""
@@ -173,19 +187,19 @@ class InstallReport:
         n = len(self.runs)
         nodes = sum(len(r.nodes) for r in self.runs)
         if self.dry_run:
-            head = f"would run pip in {n} environment{_plural(n)} ({nodes} nodes)"
+            head = f"would run pip in {n} environment{plural(n)} ({nodes} nodes)"
             return head + "; nothing was installed" if n else "nothing to install"
         if not n:
             head = "nothing to install"
         else:
             done = sum(r.status != "failed" for r in self.runs)
-            head = f"pip ran in {n} environment{_plural(n)} ({nodes} nodes), {done} ok"
+            head = f"pip ran in {n} environment{plural(n)} ({nodes} nodes), {done} ok"
             head += f", {len(self.failed)} failed" if self.failed else ""
         restarted = sum(r.status == "restarted" for r in self.restarts)
         waiting = len(self.needs_restart)
-        head += f"; restarted {restarted} worker{_plural(restarted)}" if restarted else ""
+        head += f"; restarted {restarted} worker{plural(restarted)}" if restarted else ""
         need = "needs" if waiting == 1 else "need"
-        head += f"; {waiting} worker{_plural(waiting)} {need} a restart" if waiting else ""
+        head += f"; {waiting} worker{plural(waiting)} {need} a restart" if waiting else ""
         head += f"; {len(self.remaining)} difference(s) remain" if self.remaining else ""
         return f"{head} in {self.seconds:.1f} s"
 
@@ -240,9 +254,9 @@ class ParityReport:
         n = len(self.workers)
         return (
             f"compared {len(self.rows)} rows across the client, the scheduler and "
-            f"{n} worker{_plural(n)}: "
-            f"{len(self.errors)} error{_plural(len(self.errors))}, "
-            f"{len(self.warnings)} warning{_plural(len(self.warnings))}"
+            f"{n} worker{plural(n)}: "
+            f"{len(self.errors)} error{plural(len(self.errors))}, "
+            f"{len(self.warnings)} warning{plural(len(self.warnings))}"
         )
 
     def table(self, everything: bool = False) -> str:
@@ -265,20 +279,4 @@ def format_table(rows: Collection[VersionRow]) -> str:
     lines = [header] + [
         (r.label, r.client, r.scheduler, r.workers, r.severity, r.suggestion) for r in rows
     ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
-    return "\n".join(
-        "  ".join(
-            [*(c.ljust(w) for c, w in zip(line[:-1], widths, strict=True)), line[-1]]
-        ).rstrip()
-        for line in lines
-    )
-
-
-def _plural(n: int) -> str:
-    return "" if n == 1 else "s"
-
-
-def _names(addresses: Collection[str], shown: int = 3) -> str:
-    first = sorted(addresses)[:shown]
-    more = len(addresses) - len(first)
-    return ", ".join(first) + (f" +{more} more" if more else "")
+    return "\n".join(aligned(lines))

@@ -4,8 +4,10 @@ Sync the project (code, then what the nodes lack), check parity, then run the sc
 the same Python and ``DASK_SCHEDULER_ADDRESS`` set, so that a plain ``Client()`` in it
 connects. Without a scheduler, a local cluster lives for the run.
 
->>> shipit.run("train.py", ["--epochs", "3"], "tcp://10.0.0.5:8786").returncode
-0
+Example::
+
+    shipit.run("train.py", ["--epochs", "3"], "tcp://10.0.0.5:8786").returncode
+    # 0
 """
 
 from __future__ import annotations
@@ -22,10 +24,14 @@ from pathlib import Path
 
 from distributed import Client
 
-from . import parity, ship
-from .cluster import EmbeddedCluster
+from .config import DEFAULT_TIMEOUT, Options, load_config
+from .connection import connect, scheduler_address
 from .errors import NoSchedulerError, UsageError
+from .local_cluster import EmbeddedCluster
+from .parity.check import Parity
+from .project.plan import plan_of
 from .report import ParityReport, SyncReport
+from .sync import ship_and_install
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,7 @@ def run(
     client: Client | str | None = None,
     path: str | Path = ".",
     *,
-    timeout: float = ship.DEFAULT_TIMEOUT,
+    timeout: float = DEFAULT_TIMEOUT,
     n_workers: int | None = None,
     install: bool = True,
     on_progress: Callable[[str], None] = lambda step: None,
@@ -68,23 +74,30 @@ def run(
     SIGTERM reach it. When a unit does not compile, a node fails, or parity fails, it does
     not run: ``report.refused``. ``on_ready`` hears the report just before the script starts.
 
-    >>> report = shipit.run("search.py", ["--trials", "200"])
-    >>> report.returncode, report.sync.ok, report.parity.ok
-    (0, True, True)
+    Example::
+
+        report = shipit.run("search.py", ["--trials", "200"])
+        report.returncode, report.sync.ok, report.parity.ok
+        # (0, True, True)
     """
     script = Path(script)
     if not script.is_file():
         raise UsageError(f"no script at {script}", tip="give the path of a Python file to run")
     with _cluster(client, timeout, n_workers, on_progress) as (connected, started):
         address = str(connected.scheduler.address)
-        the_sync = ship.sync(
-            connected, path, timeout=timeout, strict=False, install=install,
-            on_progress=on_progress,
-        )  # fmt: skip
-        the_parity = None
-        if the_sync.ok:
-            on_progress("checking versions on every node")
-            the_parity = parity.check(connected, path, strict=False, timeout=timeout)
+        on_progress("finding, hashing and compiling the project's files")
+        config = load_config(path)
+        options = Options.resolve(config, timeout=timeout, install=install)
+        the_plan = plan_of(config)
+        on_progress("connecting to the scheduler")
+        with connect(connected, timeout):  # a lost scheduler is a ConnectionLost
+            the_sync, the_plan = ship_and_install(
+                connected, the_plan, options, install=install, on_progress=on_progress
+            )
+            the_parity = None
+            if the_sync.ok:
+                on_progress("checking versions on every node")
+                the_parity = Parity(plan=the_plan).report(connected, timeout)
         report = RunReport(address, the_sync, the_parity, cluster=started)
         if not report.ready:
             return report
@@ -104,7 +117,7 @@ def _cluster(
     """The given cluster, or a local one for the run."""
     if not isinstance(client, Client):
         try:
-            client = ship.scheduler_address(client)
+            client = scheduler_address(client)
         except NoSchedulerError:
             on_progress("starting a local cluster")
             embedded = EmbeddedCluster(n_workers)
@@ -114,7 +127,7 @@ def _cluster(
                 on_progress("closing the local cluster")
                 embedded.close()
             return
-    with ship.connect(client, timeout) as connected:
+    with connect(client, timeout) as connected:
         yield connected, None
 
 

@@ -1,13 +1,14 @@
 """What the cluster runs, node by node: shipped code, Python, key versions, nanny, directory.
 
->>> report = shipit.status(client)
->>> [n.address for n in report.nodes if n.behind]
-['tcp://10.0.0.7:40331']
+Example::
+
+    report = shipit.status(client)
+    [n.address for n in report.nodes if n.behind]
+    # ['tcp://10.0.0.7:40331']
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,16 +16,16 @@ from typing import Any, Literal
 
 from distributed import Client
 
-from . import ship
-from .config import load_config
-from .discover import Project
+from .ask import ask
+from .config import DEFAULT_TIMEOUT, load_config
+from .connection import connect
 from .errors import ShipitError
 from .node import checks as nodecheck
 from .node import probe as nodeinfo
-from .nodes import ask
-from .pack import file_digest, unit_digest
+from .parity.versions import DASK_OPTIONAL, DASK_STACK
+from .project.discover import Project
+from .project.pack import digest_on_disk
 from .text import aligned
-from .versions import DASK_OPTIONAL, DASK_STACK
 
 KEY_VERSIONS = ("dask", "distributed", "cloudpickle")
 
@@ -116,18 +117,20 @@ def status(
     client: Client | str | None = None,
     path: str | Path = ".",
     *,
-    timeout: float = ship.DEFAULT_TIMEOUT,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> ClusterStatus:
     """Read every node's shipped units, Python, Dask versions, nanny and local directory, and
     compare the units with the project at ``path``.
 
-    >>> shipit.status("tcp://10.0.0.5:8786").summary
-    '4 worker(s) and the scheduler run the current code of 1 unit(s)'
+    Example::
+
+        shipit.status("tcp://10.0.0.5:8786").summary
+        # '4 worker(s) and the scheduler run the current code of 1 unit(s)'
     """
     started = time.perf_counter()
     local = _local_digests(path)
     names = [*DASK_STACK, *DASK_OPTIONAL]
-    with ship.connect(client, timeout) as c:
+    with connect(client, timeout) as c:
         described = ask(c, nodecheck, nodecheck.describe, timeout=timeout, scheduler=False)
         # A worker that did not answer once is not asked again (and waited for) twice.
         answered = sorted(described.workers)
@@ -185,11 +188,4 @@ def _local_digests(path: str | Path) -> dict[str, str]:
         units = Project(load_config(path)).units()
     except ShipitError:
         return {}
-    digests = {}
-    for unit in units:
-        manifest = {}
-        for rel in unit.files:
-            with contextlib.suppress(OSError):  # vanished since the walk
-                manifest[rel] = file_digest((unit.root / rel).read_bytes())
-        digests[unit.name] = unit_digest(unit.name, manifest)
-    return digests
+    return {unit.name: digest_on_disk(unit) for unit in units}

@@ -1,8 +1,12 @@
-"""Text for people: aligned columns for the reports' tables, sizes in bytes."""
+"""Text for people: sizes, aligned columns, counted nouns, a few names, paths, error lines.
+
+One copy of each: the reports, the errors and the command line all use these.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Collection, Sequence
 
 
 def size_text(n: float, binary: bool = True) -> str:
@@ -33,3 +37,45 @@ def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
         "  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]]).rstrip()
         for row in rows
     ]
+
+
+def plural(n: int) -> str:
+    """The ending of a counted English noun.
+
+    >>> f"1 worker{plural(1)}, 3 worker{plural(3)}"
+    '1 worker, 3 workers'
+    """
+    return "" if n == 1 else "s"
+
+
+def names(addresses: Collection[str], shown: int = 3) -> str:
+    """A few names, sorted, then how many more.
+
+    >>> names(["tcp://c", "tcp://a", "tcp://b", "tcp://d"])
+    'tcp://a, tcp://b, tcp://c +1 more'
+    """
+    first = sorted(addresses)[:shown]
+    more = len(addresses) - len(first)
+    return ", ".join(first) + (f" +{more} more" if more else "")
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A path as the user would type it (relative to the current folder when inside it),
+    safe to print: bytes that are not UTF-8 shown as \\xNN escapes.
+
+    >>> shown_path(os.path.join(os.getcwd(), "pkg", "sub.py")) == os.path.join("pkg", "sub.py")
+    True
+    """
+    text, cwd = os.fsdecode(path), os.getcwd()
+    if text.startswith(cwd + os.sep):
+        text = text[len(cwd) + 1 :]
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, or its type's name when it has none.
+
+    >>> first_line(OSError("Connection refused\\nmore")), first_line(TimeoutError())
+    ('Connection refused', 'TimeoutError')
+    """
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -1,7 +1,9 @@
 """The dev loop: every saved change reaches every node, in a background thread.
 
->>> handle = shipit.watch(client)      # in a notebook
->>> handle.stop()
+Example::
+
+    handle = shipit.watch(client)      # in a notebook
+    handle.stop()
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ from typing import Literal
 
 from distributed import Client
 
-from .cluster import EmbeddedCluster
-from .config import load_config
-from .discover import Project, Unit
-from .errors import ConnectionFailed, NoSchedulerError, ShipitError, SyntaxProblem
-from .limits import check_sizes
-from .pack import Packer, StaleFile
-from .report import SyncReport
-from .ship import AGENT, DEFAULT_TIMEOUT, Shipper, open_client, scheduler_address
+from .config import DEFAULT_TIMEOUT, load_config
+from .connection import open_client, scheduler_address
+from .errors import ConnectionFailed, NoSchedulerError, ShipitError, StaleFile
+from .local_cluster import EmbeddedCluster
+from .project.discover import Project, Unit
+from .project.limits import check_sizes
+from .project.pack import Packer
+from .report import SyncReport, SyntaxProblem
+from .shipper import AGENT, Shipper
 from .watcher import Changes, ChangeWatcher
 
 logger = logging.getLogger(__name__)
@@ -94,7 +97,8 @@ class Watch:
         n_workers: int | None = None,
         on_progress: Callable[[str], None] = lambda step: None,
     ) -> None:
-        self.root = load_config(path).root
+        self.config = load_config(path)  # read again only when pyproject.toml changes
+        self.root = self.config.root
         self.on_progress = on_progress  # hears the steps of the start, until ready
         self.on_event = on_event
         self.debounce = debounce
@@ -157,7 +161,7 @@ class Watch:
     def _run(self) -> None:
         try:
             self._open()
-            self.project = self._load_project()
+            self.project = Project(self.config)
             self.packer = Packer()
             # Watch before the first sync, so that nothing saved during it is missed.
             with ChangeWatcher(
@@ -369,7 +373,9 @@ def watch(
     else a local cluster that the watch starts and closes. Returns once the first sync is
     done; ``.stop()`` ends it.
 
-    >>> handle = shipit.watch(client, on_event=print)
-    >>> handle.stop()
+    Example::
+
+        handle = shipit.watch(client, on_event=print)
+        handle.stop()
     """
     return Watch(client, path, on_event=on_event, debounce=debounce, n_workers=n_workers).start()

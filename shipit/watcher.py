@@ -1,8 +1,10 @@
 """File events become debounced change sets. The only module that imports watchdog.
 
->>> with ChangeWatcher([Path("src")], accept=lambda p: p.endswith(".py")) as watcher:
-...     for changes in watcher:
-...         print(sorted(changes.paths))
+Example::
+
+    with ChangeWatcher([Path("src")], accept=lambda p: p.endswith(".py")) as watcher:
+        for changes in watcher:
+            print(sorted(changes.paths))
 """
 
 from __future__ import annotations

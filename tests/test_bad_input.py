@@ -1,4 +1,6 @@
-"""Bad input as a user meets it: one `ERROR` line naming the culprit, exit 2, no traceback."""
+"""Bad input as a user meets it: one `ERROR` line naming the culprit, exit 2, no traceback.
+
+The command runs in this process (``cli``); tests/test_cli.py runs it as a real process."""
 
 from __future__ import annotations
 
@@ -10,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Cluster, Project
-from .test_cli import shipit
+from .helpers import Cluster, Project, cli, shipit
 
 
 def assert_one_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
@@ -28,19 +29,19 @@ def assert_one_error(result: subprocess.CompletedProcess[str], *fragments: str) 
 
 def test_a_path_that_does_not_exist(project: Project) -> None:
     missing = project.root / "nothere"
-    assert_one_error(shipit("sync", str(missing), "--dry-run"), f"not found: {missing}")
+    assert_one_error(cli("sync", str(missing), "--dry-run"), f"not found: {missing}")
 
 
 def test_a_path_that_is_a_file(project: Project) -> None:
     file = project.root / "helpers.py"
-    assert_one_error(shipit("sync", str(file), "--dry-run"), f"{file} is a file")
+    assert_one_error(cli("sync", str(file), "--dry-run"), f"{file} is a file")
 
 
 def test_a_folder_with_nothing_to_ship(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("no code here\n")
     (tmp_path / "data").mkdir()  # no __init__.py: not a package
     (tmp_path / "data" / "x.py").write_text("X = 1\n")
-    result = shipit("sync", str(tmp_path), "--scheduler", "tcp://127.0.0.1:1", "--timeout", "1")
+    result = cli("sync", str(tmp_path), "--scheduler", "tcp://127.0.0.1:1", "--timeout", "1")
     assert_one_error(result, f"nothing to ship in {tmp_path}")
 
 
@@ -64,20 +65,20 @@ def test_links_that_cannot_ship(project: Project, make, fragment: str) -> None: 
     (project.root.parent / "x.py").write_text("SECRET = 1\n")
     (project.root / ".env").write_text("SECRET = 1\n")
     make(project.root / project.name)
-    line = assert_one_error(shipit("sync", str(project.root), "--dry-run"), fragment)
+    line = assert_one_error(cli("sync", str(project.root), "--dry-run"), fragment)
     assert "SECRET" not in line
 
 
 def test_a_link_inside_the_project_ships_its_target(project: Project) -> None:
     (project.root / project.name / "alias.py").symlink_to("sub.py")
-    result = shipit("sync", str(project.root), "--dry-run")
+    result = cli("sync", str(project.root), "--dry-run")
     assert result.returncode == 0, result.stderr
     assert f"  {project.name}/alias.py" in result.stdout.splitlines()
 
 
 def test_a_left_out_broken_link_is_no_error(project: Project) -> None:
     (project.root / project.name / ".#sub.py").symlink_to("root@host.123")  # an editor's lock
-    assert shipit("sync", str(project.root), "--dry-run").returncode == 0
+    assert cli("sync", str(project.root), "--dry-run").returncode == 0
 
 
 def test_a_file_name_that_is_not_utf8(project: Project) -> None:
@@ -85,7 +86,7 @@ def test_a_file_name_that_is_not_utf8(project: Project) -> None:
     with open(folder + b"/bad\xff.py", "w") as f:
         f.write("X = 1\n")
     assert_one_error(
-        shipit("sync", str(project.root), "--dry-run"), "bad\\xff.py: its name is not UTF-8"
+        cli("sync", str(project.root), "--dry-run"), "bad\\xff.py: its name is not UTF-8"
     )
 
 
@@ -99,6 +100,7 @@ def _without_root_powers() -> list[str]:
     return ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"]
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("what", ["file", "folder"])
 def test_unreadable_files_and_folders(project: Project, what: str) -> None:
     target = project.write(
@@ -131,7 +133,7 @@ def test_malformed_configuration_names_the_key_and_the_type(
     project: Project, line: str, message: str
 ) -> None:
     (project.root / "pyproject.toml").write_text(f"[tool.shipit]\n{line}\n")
-    assert_one_error(shipit("sync", str(project.root), "--dry-run"), message)
+    assert_one_error(cli("sync", str(project.root), "--dry-run"), message)
 
 
 @pytest.mark.parametrize(
@@ -144,6 +146,7 @@ def test_sizes_read_with_their_units(text: object, size: int) -> None:
     assert parse_size(text) == size
 
 
+@pytest.mark.cluster
 def test_a_unit_over_the_size_limit_is_refused_and_nothing_is_uploaded(
     local_cluster: Cluster, project: Project
 ) -> None:
@@ -177,4 +180,4 @@ def test_a_unit_over_the_size_limit_is_refused_and_nothing_is_uploaded(
     ],
 )
 def test_command_line_mistakes_are_one_line_too(args: list[str], message: str) -> None:
-    assert_one_error(shipit(*args), message)
+    assert_one_error(cli(*args), message)

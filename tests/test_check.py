@@ -22,7 +22,9 @@ from distributed import Client
 
 import shipit
 
-from .conftest import Cluster, ProcessCluster, Project, dist_project
+from .helpers import Cluster, ProcessCluster, Project, dist_project
+
+pytestmark = pytest.mark.cluster  # every test here starts a cluster or a shipit process
 
 OLD, NEW = "1.0.0", "2.0.0"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,30 +12,9 @@ import pytest
 
 from shipit import plan
 
-from .conftest import Cluster, Project, on_a_terminal
+from .helpers import Cluster, Project, free_port, on_a_terminal, shipit
 
-
-def shipit(
-    *args: str,
-    env: dict[str, str] | None = None,
-    timeout: float = 60,
-    cwd: str | os.PathLike[str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
-    return subprocess.run(
-        [sys.executable, "-m", "shipit", *args],
-        capture_output=True,
-        text=True,
-        env={**base, **(env or {})},
-        timeout=timeout,
-        cwd=cwd,
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = pytest.mark.cluster  # every test here starts a cluster or a shipit process
 
 
 def test_sync_without_a_scheduler_says_how_to_give_one(project: Project) -> None:
@@ -49,7 +27,7 @@ def test_sync_without_a_scheduler_says_how_to_give_one(project: Project) -> None
 
 @pytest.mark.parametrize("how", ["option", "environment"])
 def test_unreachable_scheduler_is_one_line_within_the_timeout(project: Project, how: str) -> None:
-    address = f"tcp://127.0.0.1:{_free_port()}"
+    address = f"tcp://127.0.0.1:{free_port()}"
     args = ["sync", str(project.root), "--timeout", "2"]
     started = time.monotonic()
     if how == "option":
@@ -83,20 +61,42 @@ def test_malformed_address_is_a_usage_error(project: Project, address: str, reas
     assert tip.startswith("TIP   write it as tcp://HOST:PORT")
 
 
+# A server that frames its messages as Dask does, but whose first message is no Dask
+# handshake (a list, where a Dask peer sends a dict). It says "ready" once it listens.
+_NOT_A_SCHEDULER = """
+import asyncio, sys
+from distributed.comm import listen
+from distributed.comm.tcp import TCP
+
+async def write(self, msg, *args, **kwargs):
+    return await dask_write(self, ["not", "a", "scheduler"], *args, **kwargs)
+
+dask_write, TCP.write = TCP.write, write
+
+async def main():
+    listener = listen(sys.argv[1], lambda comm: comm.abort())
+    await listener.start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
 def test_a_port_that_is_not_a_scheduler_is_a_connection_error(project: Project) -> None:
-    port = _free_port()
+    address = f"tcp://127.0.0.1:{free_port()}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+        [sys.executable, "-c", _NOT_A_SCHEDULER, address], stdout=subprocess.PIPE, text=True
     )
     try:
-        time.sleep(0.5)
-        result = shipit(
-            "sync", str(project.root), "--scheduler", f"tcp://127.0.0.1:{port}", "--timeout", "2"
-        )
+        assert server.stdout is not None and server.stdout.readline() == "ready\n"
+        result = shipit("sync", str(project.root), "--scheduler", address, "--timeout", "2")
     finally:
         server.kill()
+        server.wait()
     assert result.returncode == 2
-    assert result.stderr.startswith(f"ERROR cannot reach the scheduler at tcp://127.0.0.1:{port}")
+    assert result.stderr.startswith(f"ERROR cannot reach the scheduler at {address}")
+    assert "does not speak Dask's protocol" in result.stderr
     assert "Traceback" not in result.stderr
 
 

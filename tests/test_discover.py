@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import shipit.discover
+import shipit.project.discover
 from shipit.config import load_config
-from shipit.discover import Project, Unit, discover, editable_units
-from shipit.errors import UsageError
+from shipit.errors import ConfigError, UsageError
+from shipit.project.discover import Project, Unit, discover, editable_units
 
 
 def build(root: Path, files: Iterable[str] | Mapping[str, str], pyproject: str = "") -> Path:
@@ -212,7 +212,7 @@ def test_does_not_descend_into_left_out_folders(
         listed.append(Path(path).relative_to(tmp_path).as_posix())
         return scandir(path)
 
-    monkeypatch.setattr(shipit.discover.os, "scandir", recording_scandir)
+    monkeypatch.setattr(shipit.project.discover.os, "scandir", recording_scandir)
     project_at(tmp_path).units()
     assert sorted(listed) == [".", "pkg"]
 
@@ -307,7 +307,7 @@ def test_a_secret_in_a_unit_is_logged_once(
 ) -> None:
     build(tmp_path, ["pkg/__init__.py", "pkg/server.pem", ".env"])
     project = project_at(tmp_path)
-    with caplog.at_level(logging.INFO, logger="shipit.discover"):
+    with caplog.at_level(logging.INFO, logger="shipit.project.rules"):
         project.units()
         project.units()
         assert project.unit_name_for(tmp_path / "pkg/server.pem") is None
@@ -570,3 +570,19 @@ def test_a_project_module_shadows_a_sibling_of_that_name(workspace) -> None:  # 
     build(app, {"deeplib.py": ""})  # mylib's "import deeplib" finds this one first
     units = Project(load_config(app), distributions=dists).units()
     assert {u.name: u.origin for u in units}["deeplib"] == "project"
+
+
+def test_an_unrelated_editable_install_is_not_read(workspace) -> None:  # type: ignore[no-untyped-def]
+    """Its pyproject.toml is parsed only once the code imports a name it installs: a broken
+    one in a checkout the project does not use cannot fail the sync."""
+    app, dists = workspace
+    (app.parent / "unused" / "pyproject.toml").write_text("[tool.shipit\nbroken")
+    units = Project(load_config(app), distributions=dists).units()
+    assert "unused" not in {u.name for u in units}
+
+
+def test_an_imported_editable_install_with_a_broken_config_fails(workspace) -> None:  # type: ignore[no-untyped-def]
+    app, dists = workspace
+    (app.parent / "mylib" / "pyproject.toml").write_text("[tool.shipit\nbroken")
+    with pytest.raises(ConfigError, match="editable install mylib at"):
+        Project(load_config(app), distributions=dists).units()

@@ -9,14 +9,14 @@ import pytest
 from distributed import Client
 
 import shipit
+from shipit.ask import Answers
 from shipit.doctor import LOW_DISK, NO_DISK, _disk, _python
-from shipit.nodes import Answers
 
-from .conftest import Cluster, ProcessCluster
-from .test_cli import _free_port
-from .test_cli import shipit as run_shipit
+from .helpers import Cluster, ProcessCluster, free_port
+from .helpers import shipit as run_shipit
 
 
+@pytest.mark.cluster
 def test_a_healthy_cluster_passes(local_cluster: Cluster) -> None:
     result = run_shipit("doctor", "--scheduler", local_cluster.scheduler_address)
 
@@ -37,12 +37,13 @@ def test_a_healthy_cluster_passes(local_cluster: Cluster) -> None:
     assert result.stdout.splitlines()[-1].endswith("0 failed")
 
 
+@pytest.mark.cluster
 def test_a_worker_others_cannot_reach_fails_and_is_named(tmp_path: Path, bare_python: Path) -> None:
     pc = ProcessCluster(bare_python, tmp_path)
     try:
         address = pc.start_scheduler()
         empty = run_shipit("doctor", "--scheduler", address, "--timeout", "3")
-        closed = _free_port()  # nothing listens there: the worker advertises a dead address
+        closed = free_port()  # nothing listens there: the worker advertises a dead address
         pc.start_worker()
         pc._spawn(
             "distributed.cli.dask_worker", "--scheduler-file", str(pc.scheduler_file),

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
-from .test_cli import shipit
+from .helpers import REPO, shipit
+
+pytestmark = pytest.mark.cluster  # every test here starts a cluster or a shipit process
 
 HAS_SKLEARN = importlib.util.find_spec("sklearn") is not None
 

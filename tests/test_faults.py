@@ -19,12 +19,13 @@ import pytest
 from distributed import Client
 
 import shipit
-from shipit.pack import file_digest, unit_digest
-from shipit.ship import Shipper
+from shipit.project.pack import file_digest, unit_digest
+from shipit.shipper import Shipper
 
-from .conftest import Cluster, ProcessCluster, Project
+from .helpers import Cluster, ProcessCluster, Project
 
-pytestmark = pytest.mark.timeout(180)
+# Every test here starts a cluster or a shipit process.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
 # Nodes run these helpers without this test package: send them by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

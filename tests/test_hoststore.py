@@ -15,7 +15,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 import shipit
-from tests.conftest import Project
+from tests.helpers import Project
 
 
 def _module_file(module: str) -> tuple[str, int, Any]:

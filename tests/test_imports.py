@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shipit.imports import distributions_for, imported_names, top_level_names
+from shipit.project.imports import distributions_for, imported_names, top_level_names
 
 
 def write(path: Path, text: str) -> Path:
@@ -47,7 +47,7 @@ def test_imported_names_unions_files_and_skips_those_it_cannot_read(
     good = write(tmp_path / "good.py", "import numpy\n")
     broken = write(tmp_path / "broken.py", "import pandas\ndef f(:\n")  # read as text all the same
     other = write(tmp_path / "other.py", "from scipy import stats\n")
-    with caplog.at_level(logging.DEBUG, logger="shipit.imports"):
+    with caplog.at_level(logging.DEBUG, logger="shipit.project.imports"):
         names = imported_names([good, broken, other, tmp_path / "missing.py"])
     assert names == {"numpy", "pandas", "scipy"}
     assert "missing.py" in caplog.text

@@ -30,7 +30,7 @@ from distributed import Client
 import shipit
 from shipit.node import pip as installer
 
-from .conftest import ProcessCluster, Project, dist_project
+from .helpers import ProcessCluster, Project, dist_project
 
 OLD, NEW, GHOST, LOCAL = "1.0.0", "2.0.0", "3.0.0", "0.3.0"
 
@@ -229,6 +229,7 @@ def job(project: Project) -> Project:
     return project
 
 
+@pytest.mark.cluster
 def test_dry_run_changes_nothing_then_sync_installs_once_for_four_workers_of_one_venv(
     tmp_path: Path, nodes: Nodes, built: dict[str, Path], job: Project, client_site: Path
 ) -> None:
@@ -262,6 +263,7 @@ def test_dry_run_changes_nothing_then_sync_installs_once_for_four_workers_of_one
         assert [_on(client, w, TASKS.instpkg_version).result() for w in workers] == [NEW] * 4
 
 
+@pytest.mark.cluster
 def test_a_mismatched_version_is_replaced_and_only_the_worker_that_loaded_it_restarts(
     tmp_path: Path, nodes: Nodes, built: dict[str, Path], job: Project, client_site: Path
 ) -> None:
@@ -286,6 +288,7 @@ def test_a_mismatched_version_is_replaced_and_only_the_worker_that_loaded_it_res
         assert {_on(client, w, TASKS.instpkg_version).result() for w in now} == {NEW}
 
 
+@pytest.mark.cluster
 def test_without_restart_the_report_names_stale_workers_and_a_worker_without_nanny_is_kept(
     tmp_path: Path, nodes: Nodes, built: dict[str, Path], job: Project, client_site: Path
 ) -> None:
@@ -318,6 +321,7 @@ def test_without_restart_the_report_names_stale_workers_and_a_worker_without_nan
         assert _on(client, bare, TASKS.instpkg_version).result() == OLD
 
 
+@pytest.mark.cluster
 def test_a_failing_install_names_pip_error_and_the_other_environment_still_installs(
     tmp_path: Path,
     nodes: Nodes,
@@ -354,6 +358,7 @@ def test_a_failing_install_names_pip_error_and_the_other_environment_still_insta
         assert (run.status, run.nodes) == ("failed", (bad,))
 
 
+@pytest.mark.cluster
 def test_a_pip_that_hangs_on_one_environment_is_cut_off_and_the_other_installs(
     tmp_path: Path, nodes: Nodes, built: dict[str, Path], job: Project, client_site: Path
 ) -> None:
@@ -383,6 +388,7 @@ def test_a_pip_that_hangs_on_one_environment_is_cut_off_and_the_other_installs(
         assert _on(client, bad, TASKS.instpkg_version).result() == OLD  # alive, still serving
 
 
+@pytest.mark.cluster
 def test_wheels_from_client_install_on_a_worker_whose_pip_gets_no_index(
     tmp_path: Path, nodes: Nodes, built: dict[str, Path], job: Project, client_site: Path
 ) -> None:
@@ -402,6 +408,7 @@ def test_wheels_from_client_install_on_a_worker_whose_pip_gets_no_index(
         assert _on(client, worker, TASKS.instpkg_version).result() == NEW
 
 
+@pytest.mark.cluster
 def test_a_path_dependency_is_built_into_a_wheel_and_installed(
     tmp_path: Path, nodes: Nodes, built: dict[str, Path], job: Project, client_site: Path
 ) -> None:
@@ -447,6 +454,7 @@ def test_pip_waits_for_its_environment_lock_and_gives_up_in_time() -> None:
     assert result["error"] == f"another pip held {lock} for 0.5 s"
 
 
+@pytest.mark.cluster
 def test_a_bad_pip_option_is_one_line_before_anything_is_sent(project: Project) -> None:
     command = [sys.executable, "-m", "shipit", "sync", str(project.root)]
     command += ["--scheduler", "tcp://127.0.0.1:9", "--index-url=--trusted-host=evil"]

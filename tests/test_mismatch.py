@@ -26,10 +26,10 @@ from distributed import Client
 
 import shipit
 from shipit.errors import PushFailed, VersionMismatch
-from shipit.requirements import SCHEDULER, needs
-from shipit.versions import compare
+from shipit.install.requirements import SCHEDULER, needs
+from shipit.parity.versions import compare
 
-from .conftest import Project
+from .helpers import Project
 from .nodeenvs import NodeCluster, NodePython, wait_until
 
 CLIENT_PYTHON = Path(sys.executable)
@@ -38,6 +38,9 @@ CLIENT_VERSION = ".".join(map(str, sys.version_info[:3]))
 OTHER_MINORS = ("3.10", "3.12", "3.13")
 NANNY_MINOR = "3.12"  # the one behind a nanny: restarted by the tests
 SAME = f"py{CLIENT_MINOR}"
+
+# Real node processes (other Pythons), loop-mounted file systems.
+pytestmark = pytest.mark.cluster
 
 
 @dataclass

@@ -24,9 +24,10 @@ from typing import Any
 import psutil
 import pytest
 
-from .conftest import Project
+from .helpers import Project
 
-pytestmark = pytest.mark.timeout(240)
+# Every test here starts a cluster or a shipit process.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 
 SUBNET = "10.213.7"
 SCHEDULER = f"{SUBNET}.1"

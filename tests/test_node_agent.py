@@ -17,9 +17,9 @@ import cloudpickle
 import pytest
 
 import shipit
-from shipit.pack import file_digest, unit_digest
+from shipit.project.pack import file_digest, unit_digest
 
-from .conftest import Cluster, Project
+from .helpers import Cluster, Project
 
 # Process-cluster workers cannot import this test module: its functions travel by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -126,7 +126,7 @@ def test_registering_the_agent_again_keeps_every_projects_units(
 ) -> None:
     """A client of another shipit version registers its own agent: nothing is lost."""
     from shipit.agent import plugin
-    from shipit.node import plugins
+    from shipit.node import plugins, worker
 
     client, address = local_cluster.client, local_cluster.scheduler_address
     other_root, other = _other_project(tmp_path)
@@ -139,7 +139,7 @@ def test_registering_the_agent_again_keeps_every_projects_units(
         )
 
     client.sync(register, "register_scheduler_plugin", plugins.ShipitSchedulerPlugin)
-    client.sync(register, "register_worker_plugin", plugins.ShipitWorkerPlugin)
+    client.sync(register, "register_worker_plugin", worker.ShipitWorkerPlugin)
     assert (
         local_cluster.on_every_worker(project.module("{pkg}.probe").read, other, "SEVEN") == [7] * 8
     )

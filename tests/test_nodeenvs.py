@@ -38,6 +38,9 @@ OTHER_MINORS = ["3.10", "3.12", "3.13"]
 # on 3.12) and cannot even be unpickled on 3.10.
 BY_VALUE = lambda x: len(str(x))  # noqa: E731
 
+# Real node processes (other Pythons), loop-mounted file systems.
+pytestmark = pytest.mark.cluster
+
 
 def _python_of(versions: dict[str, object]) -> str:
     return str(versions["host"]["python"])  # type: ignore[index]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from shipit.node import probe as nodeinfo
-from shipit.versions import compare
+from shipit.parity.versions import compare
 
 
 @dataclass

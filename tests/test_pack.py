@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import shipit.pack
-from shipit.discover import Unit
-from shipit.pack import Packer, StaleFile, file_digest, unit_digest
-from shipit.syntaxcache import SyntaxCache
+import shipit.project.pack
+from shipit.project.discover import Unit
+from shipit.project.pack import Packer, StaleFile, file_digest, unit_digest
+from shipit.project.syntaxcache import SyntaxCache
 
 
 def _unit(root: Path, files: dict[str, str], name: str = "pkg") -> Unit:
@@ -165,7 +165,7 @@ def test_a_file_being_written_is_never_packed_half_written(
     whole version of it, or raises StaleFile for the caller to pack again."""
     # A writer preempted mid-write for longer than the settle time would fool the check; on a
     # loaded 2-core machine that happens at 10 ms, so the test gives it more room.
-    monkeypatch.setattr(shipit.pack, "_SETTLE_NS", 50_000_000)
+    monkeypatch.setattr(shipit.project.pack, "_SETTLE_NS", 50_000_000)
     unit = _unit(tmp_path, {"pkg/__init__.py": "", "pkg/weights.bin": ""})
     path = tmp_path / "pkg/weights.bin"
     whole = {file_digest(bytes([65 + i]) * 2_000_000) for i in range(2)}

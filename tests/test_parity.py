@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from shipit.config import load_config
-from shipit.discover import Project
 from shipit.errors import ConfigError
-from shipit.parity import Parity, wanted_distributions
-from shipit.versions import DASK_OPTIONAL, DASK_STACK
+from shipit.parity.check import Parity, wanted_distributions
+from shipit.parity.versions import DASK_OPTIONAL, DASK_STACK
+from shipit.project.discover import Project
 
 
 def write_project(root: Path, pyproject: str) -> Path:

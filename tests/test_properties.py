@@ -24,11 +24,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shipit.config import load_config
-from shipit.discover import Project
 from shipit.node.hoststore import HostStore
 from shipit.node.protocol import unzip
 from shipit.node.store import NodeStore
-from shipit.pack import Pack, Packer
+from shipit.project.discover import Project
+from shipit.project.pack import Pack, Packer
 
 # Importable names, some outside ASCII (NFC, as a filesystem hands them back).
 GOOD = ["alpha", "beta_2", "Gamma", "données", "λx", "模块", "ñu", "_private", "z9"]

@@ -14,7 +14,7 @@ import pytest
 import shipit
 from shipit.node import protocol as remote
 
-from .conftest import Cluster, Project
+from .helpers import Cluster, Project
 
 GOOD = hashlib.sha256(b"X = 1\n").hexdigest()
 

@@ -1,4 +1,5 @@
-"""shipit.requirements: what to install where, from rows that shipit.versions makes; no cluster."""
+"""shipit.install.requirements: what to install where, from rows that shipit.parity.versions
+makes; no cluster."""
 
 from __future__ import annotations
 
@@ -7,21 +8,18 @@ from typing import Any
 
 import pytest
 
-from shipit.config import load_config
-from shipit.errors import ConfigError
-from shipit.report import VersionRow
-from shipit.requirements import (
+from shipit.config import PipOptions, load_config
+from shipit.errors import BadPipOption, BadRequirement, ConfigError
+from shipit.install.requirements import (
     SCHEDULER,
-    BadPipOption,
-    BadRequirement,
-    PipOptions,
     group,
     installed_version,
     needs,
     pin,
     stale,
 )
-from shipit.versions import compare
+from shipit.parity.versions import compare
+from shipit.report import VersionRow
 
 W1, W2, W3 = "tcp://10.0.0.1:4001", "tcp://10.0.0.1:4002", "tcp://10.0.0.2:4003"
 

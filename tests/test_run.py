@@ -14,8 +14,7 @@ from distributed import Client, LocalCluster
 
 from shipit.run import run_process
 
-from .conftest import Project, on_a_terminal
-from .test_cli import shipit
+from .helpers import Project, on_a_terminal, shipit
 
 SCRIPT = """
 import sys
@@ -37,6 +36,7 @@ def address() -> Iterator[str]:
         yield lc.scheduler_address
 
 
+@pytest.mark.cluster
 def test_run_starts_a_cluster_ships_and_hands_the_script_its_args_and_exit_code(
     project: Project,
 ) -> None:
@@ -57,6 +57,7 @@ def test_run_starts_a_cluster_ships_and_hands_the_script_its_args_and_exit_code(
     assert "versions in parity; running with DASK_SCHEDULER_ADDRESS=tcp://" in result.stderr
 
 
+@pytest.mark.cluster
 def test_run_uses_the_given_scheduler_and_ships_the_latest_code(
     address: str, project: Project
 ) -> None:
@@ -72,6 +73,7 @@ def test_run_uses_the_given_scheduler_and_ships_the_latest_code(
     assert "started a local cluster" not in first.stderr + second.stderr
 
 
+@pytest.mark.cluster
 def test_a_syntax_error_refuses_the_run(address: str, project: Project) -> None:
     project.write("script.py", "open('ran', 'w').close()\n")
     project.write("{pkg}/sub.py", "def value(:\n")
@@ -84,6 +86,7 @@ def test_a_syntax_error_refuses_the_run(address: str, project: Project) -> None:
     assert not (project.root / "ran").exists()
 
 
+@pytest.mark.cluster
 def test_a_parity_error_refuses_the_run_with_the_table(
     address: str, project: Project, tmp_path: Path
 ) -> None:
@@ -107,6 +110,7 @@ def test_a_parity_error_refuses_the_run_with_the_table(
     assert not (project.root / "ran").exists()
 
 
+@pytest.mark.cluster
 def test_a_missing_script_is_a_usage_error(address: str, project: Project) -> None:
     result = shipit("run", "--scheduler", address, "nothere.py", cwd=project.root)
     assert result.returncode == 2
@@ -114,6 +118,7 @@ def test_a_missing_script_is_a_usage_error(address: str, project: Project) -> No
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize(
     ("signum", "expected"), [(signal.SIGTERM, 5), (signal.SIGINT, 6)], ids=["TERM", "INT"]
 )
@@ -154,6 +159,7 @@ def test_a_script_killed_by_a_signal_exits_like_a_shell_says(tmp_path: Path) -> 
     assert run_process([sys.executable, str(script)]) == 128 + signal.SIGKILL
 
 
+@pytest.mark.cluster
 def test_run_from_python_returns_the_report(address: str, project: Project) -> None:
     import shipit as api
 
@@ -165,6 +171,7 @@ def test_run_from_python_returns_the_report(address: str, project: Project) -> N
     assert project.name in [u.name for u in report.sync.shipped]
 
 
+@pytest.mark.cluster
 def test_on_a_terminal_run_shows_its_steps_then_leaves_the_terminal_to_the_script(
     address: str, project: Project
 ) -> None:

@@ -10,9 +10,10 @@ import pytest
 
 import shipit
 
-from .conftest import Cluster, Project
-from .test_cli import _free_port
-from .test_cli import shipit as run_shipit
+from .helpers import Cluster, Project, free_port
+from .helpers import shipit as run_shipit
+
+pytestmark = pytest.mark.cluster  # every test here starts a cluster or a shipit process
 
 
 def test_status_shows_every_node_current_then_behind_after_an_edit(
@@ -54,7 +55,7 @@ def test_status_shows_every_node_current_then_behind_after_an_edit(
 
 @pytest.mark.parametrize("command", ["status", "doctor"])
 def test_an_unreachable_scheduler_is_one_line(command: str) -> None:
-    address = f"tcp://127.0.0.1:{_free_port()}"
+    address = f"tcp://127.0.0.1:{free_port()}"
     result = run_shipit(command, "--scheduler", address, "--timeout", "1")
     assert result.returncode == 2
     assert result.stderr.startswith(f"ERROR cannot reach the scheduler at {address}")

@@ -1,4 +1,4 @@
-"""shipit.versions: every comparison rule, with plain dicts and no cluster."""
+"""shipit.parity.versions: every comparison rule, with plain dicts and no cluster."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from shipit.errors import VersionMismatch
+from shipit.parity.versions import compare, group_workers
 from shipit.report import ParityReport
-from shipit.versions import compare, group_workers
 
 W1, W2, W3 = "tcp://10.0.0.1:4001", "tcp://10.0.0.2:4002", "tcp://10.0.0.3:4003"
 

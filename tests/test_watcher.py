@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +14,28 @@ from shipit.watcher import Changes, ChangeWatcher
 @pytest.fixture
 def bursts(tmp_path: Path) -> Iterator[tuple[Path, Iterator[Changes]]]:
     stop = threading.Event()
-    with ChangeWatcher([tmp_path], lambda path: path.endswith(".py"), stop=stop) as watcher:
-        time.sleep(0.2)  # the observer is watching
-        yield tmp_path, (changes for changes in watcher if changes)
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    accept = lambda path: path.endswith(".py")  # noqa: E731
+    with ChangeWatcher([tmp_path], accept, tick=0.05, stop=stop) as watcher:
+        changes = iter(watcher)
+        # A handshake, not a sleep: the observer is watching once it reports a file written
+        # after it started (written again until it does: a write before the start is lost).
+        sentinel = str(tmp_path / "ready.py")
+        for attempt in range(200):
+            Path(sentinel).write_text(f"# {attempt}\n")
+            if sentinel in next(changes).paths:
+                break
+        else:
+            raise AssertionError("the observer never reported a file")
+        yield (
+            watched,
+            (
+                Changes(c.paths - {sentinel}, c.first_event, c.settled)
+                for c in changes
+                if c.paths - {sentinel}
+            ),
+        )
 
 
 def test_a_file_closed_after_writing_ends_a_settled_burst(

@@ -1,5 +1,5 @@
-"""shipit.wheels: local projects found, built for real with ``build``, and wheels fetched with
-``pip download`` for another node's Python and platform, from a local folder: no network."""
+"""shipit.install.wheels: local projects found, built for real with ``build``, and wheels fetched
+with ``pip download`` for another node's Python and platform, from a local folder: no network."""
 
 from __future__ import annotations
 
@@ -10,12 +10,9 @@ from pathlib import Path
 import pytest
 
 from shipit import plan
-from shipit.config import load_config
-from shipit.errors import ConfigError
-from shipit.requirements import PipOptions
-from shipit.wheels import (
-    BuildFailed,
-    DownloadFailed,
+from shipit.config import PipOptions, load_config
+from shipit.errors import BuildFailed, ConfigError, DownloadFailed
+from shipit.install.wheels import (
     LocalProject,
     build_wheel,
     code_only,
@@ -25,7 +22,7 @@ from shipit.wheels import (
     wheel_version,
 )
 
-from .conftest import dist_project
+from .helpers import dist_project
 
 
 @pytest.fixture(autouse=True)

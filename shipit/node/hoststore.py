@@ -27,21 +27,18 @@ import contextlib
 import errno
 import logging
 import os
-import shutil
 import stat
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
 
+from .files import lend_bytecode, remove_tree, write_new
 from .protocol import PROTOCOL
 
 logger = logging.getLogger("distributed.shipit")
 
 _SHARED_MEMORY = "/dev/shm"
 _MIN_FREE_SHARED_MEMORY = 512 * 2**20  # below this (a container's 64 MB), use the disk
-_READ_ONLY = 0o444
 
 
 def _base(local_directory: str) -> str:
@@ -61,22 +58,6 @@ def _base(local_directory: str) -> str:
 
 def version_name(name: str, digest: str) -> str:
     return f"{name}-{digest[:16]}"
-
-
-def remove_tree(path: str) -> None:
-    """Delete a folder whose files may be read-only (Windows refuses to delete those)."""
-
-    def writable(func: Any, target: str, *_: Any) -> None:
-        with contextlib.suppress(OSError):
-            os.chmod(target, stat.S_IWRITE | stat.S_IREAD)
-            func(target)
-
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=writable)
-    else:
-        shutil.rmtree(path, onerror=writable)
-    if os.path.lexists(path):
-        shutil.rmtree(path, ignore_errors=True)
 
 
 class NodeFolder:
@@ -315,7 +296,7 @@ class HostStore:
                     self._place(file_digest, dest, content)
                 os.makedirs(tmp, exist_ok=True)  # a unit with no files is still a folder
                 if previous is not None:
-                    _lend_bytecode(previous[0], previous[1], tmp, manifest)
+                    lend_bytecode(previous[0], previous[1], tmp, manifest)
                 os.rename(tmp, final)
             except BaseException:
                 remove_tree(tmp)
@@ -330,7 +311,7 @@ class HostStore:
             if self._link(stored, dest):
                 return
             if self.links and not os.path.exists(stored):
-                _write_new(f"{stored}.tmp-{uuid.uuid4().hex[:8]}", content(digest), into=stored)
+                write_new(f"{stored}.tmp-{uuid.uuid4().hex[:8]}", content(digest), into=stored)
                 if self._link(stored, dest):
                     return
         # No link (another file system, FAT, a content at its link limit): a copy.
@@ -339,7 +320,7 @@ class HostStore:
                 data = f.read()
         except OSError:
             data = content(digest)
-        _write_new(dest, data)
+        write_new(dest, data)
 
     def _link(self, source: str, dest: str) -> bool:
         """Hard-link ``source`` to ``dest``; False where the content is not stored or cannot
@@ -375,49 +356,3 @@ class HostStore:
                     with contextlib.suppress(FileNotFoundError):
                         if entry.stat(follow_symlinks=False).st_nlink == 1:
                             os.unlink(entry.path)
-
-
-def _write_new(path: str, data: bytes, into: str | None = None) -> None:
-    """Write a whole new file; with ``into``, then give it that name (never half a file
-    under a name that says it is whole)."""
-    mode = _READ_ONLY if os.name == "posix" else 0o666
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with open(fd, "wb", closefd=False) as f:
-            f.write(data)
-    finally:
-        os.close(fd)
-    if into is not None:
-        try:
-            os.replace(path, into)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            raise
-
-
-def _lend_bytecode(
-    old: str, old_manifest: dict[str, str], new: str, manifest: dict[str, str]
-) -> None:
-    """Link the cached bytecode of every source that did not change into the new folder.
-    The source is the same file (a link to the same content, same mtime), so the cache
-    stays valid and the node does not compile the file again."""
-    stems: dict[str, set[str]] = {}
-    for rel, digest in manifest.items():
-        if rel.endswith(".py") and old_manifest.get(rel) == digest:
-            folder, _, file = rel.rpartition("/")
-            stems.setdefault(folder, set()).add(file[:-3])
-    for folder, unchanged in stems.items():
-        parts = folder.split("/") if folder else []
-        cache = os.path.join(old, *parts, "__pycache__")
-        try:
-            cached = [c for c in os.listdir(cache) if c.partition(".")[0] in unchanged]
-        except OSError:
-            continue
-        if not cached:
-            continue
-        target = os.path.join(new, *parts, "__pycache__")
-        os.makedirs(target, exist_ok=True)
-        for file in cached:
-            with contextlib.suppress(OSError):
-                os.link(os.path.join(cache, file), os.path.join(target, file))

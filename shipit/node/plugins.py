@@ -20,7 +20,6 @@ state afresh instead of trusting a generation number.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import tempfile
@@ -29,7 +28,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from distributed.diagnostics.plugin import SchedulerPlugin, WorkerPlugin
+from distributed.diagnostics.plugin import SchedulerPlugin
 
 from .hoststore import HostStore
 from .protocol import (
@@ -38,7 +37,6 @@ from .protocol import (
     PLUGIN_NAME,
     PROTOCOL,
     NodeReply,
-    Payloads,
     check_unit,
     error_text,
     mismatch_text,
@@ -69,7 +67,7 @@ def node_store(node: Any, role: str, running: Callable[[], set[str]] = set) -> N
     return store
 
 
-async def _off_the_loop(func: Any) -> None:
+async def off_the_loop(func: Any) -> None:
     """Run blocking file work in a thread; inline when the interpreter is shutting down and
     takes no new threads (a cluster closed at exit)."""
     try:
@@ -137,7 +135,7 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
 
     async def close(self) -> None:
         if self.scheduler.plugins.get(PLUGIN_NAME) is self:  # not replaced: Dask is closing
-            await _off_the_loop(self.store.remove)
+            await off_the_loop(self.store.remove)
 
     @property
     def units(self) -> dict[str, dict[str, Any]]:
@@ -373,81 +371,3 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
         for address, reply in zip(addresses, replies, strict=True):
             (behind.discard if reply["ok"] else behind.add)(address)
         return dict(zip(addresses, replies, strict=True))
-
-
-class ShipitWorkerPlugin(WorkerPlugin):
-    """Installs the ``shipit_apply`` handler on a worker and catches it up with the scheduler."""
-
-    name = PLUGIN_NAME
-
-    def __init__(self, agent: str) -> None:
-        self.agent = agent
-
-    async def setup(self, worker: Any) -> None:
-        self.worker = worker
-        self.store = node_store(worker, "worker", running=self._running)
-        worker.handlers["shipit_apply"] = self.apply
-        try:
-            await self.catch_up()
-        except Refused as e:  # another Python than the client's: inert, and says why
-            logger.warning("shipit: %s", e)
-
-    def _running(self) -> set[str]:
-        state = getattr(self.worker, "state", None)
-        return {str(ts.key) for ts in getattr(state, "executing", ())}
-
-    async def teardown(self, worker: Any) -> None:
-        """A closing worker deletes its files; a plugin replaced by a newer agent keeps them
-        (the store outlives the plugin, and live modules may still read their files)."""
-        if getattr(worker.status, "name", "") in ("closing", "closing_gracefully", "closed"):
-            await _off_the_loop(self.store.remove)
-
-    async def fetch(self, digests: list[str]) -> dict[str, bytes]:
-        found = await self.worker.scheduler.shipit_fetch(digests=digests)
-        lacking = set(digests) - set(found)
-        if lacking:
-            raise RuntimeError(f"the scheduler no longer holds {len(lacking)} file(s); sync again")
-        return found
-
-    async def catch_up(self) -> None:
-        """Take the scheduler's whole current state: what a joining or lagging worker needs."""
-        state = await self.worker.scheduler.shipit_state()
-        if state is None:  # no scheduler plugin yet
-            return
-        changed: list[Any] = [{"name": n, **u} for n, u in state["units"].items()]
-        await self.store.apply(
-            state["epoch"], state["generation"], changed, [], {}, self.fetch, full=True
-        )
-        self._collect()
-
-    def _collect(self) -> None:
-        with contextlib.suppress(RuntimeError):  # no loop: the worker is closing
-            running = self._running()
-            asyncio.get_running_loop().run_in_executor(None, self.store.collect_garbage, running)
-
-    async def apply(
-        self,
-        epoch: str,
-        generation: int,
-        base: int,
-        changed: list[Any],
-        removed: list[str],
-        payloads: dict[str, bytes],
-    ) -> dict[str, str]:
-        """Returns the unit digests now live here, or {ERROR_KEY: why} (not an exception,
-        which the RPC layer would wrap beyond recognition)."""
-        try:
-            for unit in changed:  # before anything, whoever sent it
-                check_unit(unit, _manifest_of(self.store.units, unit))
-            if (self.store.epoch, self.store.generation) != (epoch, base):
-                await self.catch_up()  # missed a push (joined, failed, restarted, new scheduler)
-                return self.store.digests()
-            blobs = Payloads(payloads, {u["name"]: u["manifest"] for u in changed})
-            digests = await self.store.apply(epoch, generation, changed, removed, blobs, self.fetch)
-            self._collect()
-            return digests
-        except Refused as e:
-            return {ERROR_KEY: str(e)}
-        except Exception as e:
-            logger.exception("shipit: could not apply generation %d", generation)
-            return {ERROR_KEY: error_text(e)}

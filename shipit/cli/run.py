@@ -1,32 +1,18 @@
-"""The commands about a running cluster: run a script on it, show its state, diagnose it.
-
-Registered on :data:`shipit.cli.main`; parsing and rendering only, like the rest of the CLI.
-"""
+"""``shipit run``: sync, check parity, then run a script against the cluster."""
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 
 import click
 
-from .cli import (
-    _handles_errors,
-    _Progress,
-    _render_report,
-    main,
-    scheduler_option,
-    timeout_option,
-    workers_option,
-)
-from .doctor import doctor as run_doctor
-from .run import RunReport
-from .run import run as run_script
-from .status import status as read_status
+from ..run import RunReport
+from ..run import run as run_script
+from ._common import Progress, render_report, scheduler_option, timeout_option, workers_option
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @scheduler_option
 @timeout_option
 @click.option(
@@ -45,7 +31,6 @@ from .status import status as read_status
 )
 @click.argument("script", type=click.Path(dir_okay=False))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@_handles_errors
 def run(
     scheduler: str | None,
     timeout: float,
@@ -66,7 +51,7 @@ def run(
     shipit run --scheduler tcp://10.0.0.5:8786 --path ~/proj train.py --epochs 3
     """
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up the cluster on TERM
-    with _Progress() as progress:
+    with Progress() as progress:
         report = run_script(
             script,
             args,
@@ -84,7 +69,7 @@ def run(
     sys.exit(report.returncode)
 
 
-def _ready(report: RunReport, progress: _Progress) -> None:
+def _ready(report: RunReport, progress: Progress) -> None:
     """Before the script: one line on stderr, leaving its stdout to the script alone."""
     progress.close()  # the script owns the terminal now
     if report.cluster:
@@ -100,54 +85,8 @@ def _ready(report: RunReport, progress: _Progress) -> None:
 
 def _refused(report: RunReport) -> None:
     if not report.sync.ok:
-        _render_report(report.sync)
+        render_report(report.sync)
     elif report.parity is not None:
         click.echo(report.parity.table(), err=True)
         click.secho(report.parity.summary, fg="red", err=True)
     click.secho("not run: fix the above, or see `shipit check`", fg="red", err=True)
-
-
-@main.command()
-@click.argument("path", type=click.Path(exists=True, file_okay=False), default=".", required=False)
-@scheduler_option
-@timeout_option
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@_handles_errors
-def status(path: str, scheduler: str | None, timeout: float, as_json: bool) -> None:
-    """What each node runs: shipped units and their digests (behind the files at PATH or
-    not), Python, Dask's versions, nanny, local directory.
-
-    \b
-    shipit status --scheduler tcp://10.0.0.5:8786
-    shipit status --json
-    """
-    report = read_status(scheduler and str(scheduler), path, timeout=timeout)
-    if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
-        return
-    for line, stands_out in report.lines():
-        click.secho(line, fg="red" if stands_out else None)
-    click.secho(report.summary, fg="yellow" if report.behind else "green")
-
-
-@main.command()
-@scheduler_option
-@timeout_option
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@_handles_errors
-def doctor(scheduler: str | None, timeout: float, as_json: bool) -> None:
-    """Check what a long run needs: scheduler, workers, Python, worker-to-worker connections,
-    dashboard, disk, memory limits, nannies. Exits 1 when a check failed.
-
-    \b
-    shipit doctor --scheduler tcp://10.0.0.5:8786
-    """
-    report = run_doctor(scheduler and str(scheduler), timeout=timeout)
-    if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
-    else:
-        colours = {"ok": "green", "warning": "yellow", "failed": "red"}
-        for line, level in report.lines():
-            click.secho(line, fg=colours[level])
-        click.echo(report.summary)
-    sys.exit(0 if report.ok else 1)

@@ -1,8 +1,15 @@
 """Ask every node: run a stdlib-only function on the scheduler and on each worker at once.
 
-Each worker answers on its own clock: one that the scheduler cannot reach, or that is busy
-holding the GIL, becomes an error string for that worker after ``timeout`` instead of
-holding up, or failing, the whole question.
+The one place shipit fans a question out to the cluster, sending the node-side module by
+value, in two ways:
+
+- :func:`ask` (status, doctor): each worker answers on its own clock. One that the
+  scheduler cannot reach, or that is busy holding the GIL, becomes an error string for that
+  worker after ``timeout`` instead of holding up, or failing, the whole question.
+- :func:`ask_at_once` (the parity check, the install's environments): one ``client.run``
+  for every worker under one clock. A worker that does not answer in time fails the whole
+  question with :class:`ProbeTimeout`: a version check that cannot hear every node must
+  not pass.
 """
 
 from __future__ import annotations
@@ -42,8 +49,10 @@ def ask(
     source; ``per_worker`` gives a worker's own arguments instead of ``args``; ``workers``
     limits the question to those.
 
-    >>> ask(client, nodecheck, nodecheck.describe, timeout=5).workers
-    {'tcp://127.0.0.1:40331': {'python': '3.11.7', ...}}
+    Example::
+
+        ask(client, nodecheck, nodecheck.describe, timeout=5).workers
+        # {'tcp://127.0.0.1:40331': {'python': '3.11.7', ...}}
     """
     if workers is None:
         workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
@@ -84,6 +93,35 @@ def ask(
         errors[scheduler_address] = _why(on_scheduler, timeout)
         on_scheduler = None
     return Answers(scheduler=on_scheduler, workers=results, errors=errors)
+
+
+def ask_at_once(
+    client: Client, module: ModuleType, func: Callable[..., Any], *args: Any, timeout: float
+) -> tuple[Any, Any]:
+    """Call ``func`` (a function of ``module``, in ``shipit.node``, sent as source) on the
+    scheduler and every worker in one go; the scheduler's answer and the workers' (address ->
+    answer), each the exception it raised instead where it raised one. Raises
+    :class:`ProbeTimeout` after ``timeout``.
+
+    Example::
+
+        scheduler, workers = ask_at_once(client, nodeinfo, nodeinfo.probe, names, timeout=10)
+    """
+
+    remote = on_node(func)
+
+    async def both() -> Any:
+        return await asyncio.gather(
+            client.run_on_scheduler(remote, *args, asynchronous=True),
+            client.run(remote, *args, on_error="return", asynchronous=True),
+            return_exceptions=True,
+        )
+
+    try:
+        scheduler, workers = client.sync(both, callback_timeout=timeout)
+    except (asyncio.TimeoutError, TimeoutError):
+        raise ProbeTimeout(timeout) from None
+    return scheduler, workers
 
 
 def _why(error: BaseException, timeout: float) -> str:

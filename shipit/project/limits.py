@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from .config import Config
-from .errors import TooLarge
+from ..config import Config
+from ..errors import TooLarge
+from ..text import size_text
 from .pack import Pack
-from .text import size_text
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +25,11 @@ def check_sizes(packs: Sequence[Pack], config: Config) -> None:
     """Raise :class:`TooLarge` when a unit is over ``config.max_unit_size``; warn once per
     file over ``config.warn_file_size``.
 
-    >>> check_sizes(plan.packs, dataclasses.replace(config, max_unit_size=1024))
-    Traceback (most recent call last):
-    shipit.errors.TooLarge: too large to ship, nothing was sent: data (2.0 MiB); ...
+    Example::
+
+        check_sizes(plan.packs, dataclasses.replace(config, max_unit_size=1024))
+        # Traceback (most recent call last):
+        # shipit.errors.TooLarge: too large to ship, nothing was sent: data (2.0 MiB); ...
     """
     too_large = sorted(
         ((p.name, p.size) for p in packs if p.size > config.max_unit_size), key=lambda u: -u[1]

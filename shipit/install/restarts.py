@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from distributed import Client
 
-from .report import ParityReport, VersionRow, WorkerRestart
+from ..report import ParityReport, VersionRow, WorkerRestart
 from .requirements import SCHEDULER, installed_version, stale
 
 logger = logging.getLogger(__name__)
@@ -22,8 +22,10 @@ logger = logging.getLogger(__name__)
 def stale_nodes(report: ParityReport) -> dict[str, tuple[str, ...]]:
     """Nodes whose process runs other code than their environment holds, and which packages.
 
-    >>> stale_nodes(report)
-    {'tcp://127.0.0.1:4001': ('instpkg 2.0.0 installed, 1.0.0 loaded',)}
+    Example::
+
+        stale_nodes(report)
+        # {'tcp://127.0.0.1:4001': ('instpkg 2.0.0 installed, 1.0.0 loaded',)}
     """
     found: dict[str, list[str]] = {}
     for row in report.rows:

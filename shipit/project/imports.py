@@ -34,8 +34,10 @@ def imported_names(paths: Iterable[Path]) -> frozenset[str]:
     Relative imports name the file's own package, so they are skipped. The files are read as
     text, never imported or run.
 
-    >>> imported_names([Path("job.py")])  # job.py: import numpy.linalg; from .util import f
-    frozenset({'numpy'})
+    Example::
+
+        imported_names([Path("job.py")])  # job.py: import numpy.linalg; from .util import f
+        # frozenset({'numpy'})
     """
     names: set[str] = set()
     for path in paths:
@@ -49,9 +51,18 @@ def imported_names(paths: Iterable[Path]) -> frozenset[str]:
         if found is None:
             if len(_seen) >= _SEEN_MAX:
                 _seen.clear()
-            found = _seen[key] = frozenset(_absolute_imports(source))
+            found = _seen[key] = names_in(source)
         names.update(found)
     return frozenset(names)
+
+
+def names_in(source: bytes) -> frozenset[str]:
+    """Top-level module names that absolute imports in this source name.
+
+    >>> sorted(names_in(b"import numpy.linalg, os\\nfrom .util import f\\nfrom a.b import c\\n"))
+    ['a', 'numpy', 'os']
+    """
+    return frozenset(_absolute_imports(source))
 
 
 def _absolute_imports(source: bytes) -> Iterator[str]:
@@ -72,8 +83,8 @@ def top_level_names(distribution: Distribution) -> frozenset[str]:
     Uses ``top_level.txt`` when present, else the first part of each installed file.
     Editable-install helpers (``__editable__…``) are not import names a user writes.
 
-    >>> top_level_names(importlib.metadata.distribution("pytest"))
-    frozenset({'_pytest', 'py', 'pytest'})
+    >>> sorted(top_level_names(Distribution.from_name("pytest")))
+    ['_pytest', 'py', 'pytest']
     """
     declared = (distribution.read_text("top_level.txt") or "").split()
     names = declared or {_top_level_name(Path(file)) for file in distribution.files or ()}

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from distributed import Client, Security
 
-from shipit.security import in_the_clear, warn_if_in_the_clear
+from shipit.connection import in_the_clear, warn_if_in_the_clear
 
-from .conftest import Cluster, ProcessCluster, Project
+from .helpers import Cluster, ProcessCluster, Project, cli
 
 
 @pytest.mark.parametrize(
@@ -41,7 +41,7 @@ def test_in_the_clear(address: str, warns: bool) -> None:
 
 
 def test_the_warning_names_the_address_once(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="shipit.security"):
+    with caplog.at_level(logging.WARNING, logger="shipit.connection"):
         warn_if_in_the_clear("tcp://10.9.8.7:8786")
         warn_if_in_the_clear("tcp://10.9.8.7:8786")
         warn_if_in_the_clear("tls://10.9.8.7:8786")
@@ -122,6 +122,7 @@ def _shipit(*args: str, tls: bool) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.cluster
 def test_sync_and_check_work_against_a_tls_scheduler(
     tls_cluster: tuple[str, Client], project: Project
 ) -> None:
@@ -161,9 +162,7 @@ def test_hostile_requirements_and_pip_options_are_refused_before_connecting(
 ) -> None:
     (project.root / "pyproject.toml").write_text(f"[tool.shipit]\n{config}\n")
     # An address nothing listens on: refusing must come first, and fast.
-    result = _shipit(
-        "sync", str(project.root), "--scheduler", "tcp://127.0.0.1:9", *args, tls=False
-    )
+    result = cli("sync", str(project.root), "--scheduler", "tcp://127.0.0.1:9", *args)
     assert result.returncode == 2
     assert result.stderr.startswith("ERROR ") and message in result.stderr.splitlines()[0]
     assert "cannot reach" not in result.stderr and "Traceback" not in result.stderr
@@ -191,6 +190,7 @@ def test_nothing_runs_through_a_shell() -> None:
                 )
 
 
+@pytest.mark.cluster
 def test_dry_run_lists_exactly_what_a_sync_ships_and_no_secret(
     local_cluster: Cluster, project: Project
 ) -> None:

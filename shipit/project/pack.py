@@ -7,32 +7,30 @@ keyed by (size, mtime, inode) means a change to one file never rehashes the proj
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
 import os
-import pickle
-import subprocess
-import sys
 import time
-import warnings
 import zipfile
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ..errors import BadFile, StaleFile
+from ..report import SyntaxProblem
+from ..text import shown_path
 from .discover import Unit
-from .errors import BadFile, ShipitError, SyntaxProblem
+from .imports import names_in
+from .syntax import compile_all
 from .syntaxcache import SyntaxCache
 
 logger = logging.getLogger(__name__)
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date zip can hold: no clock in the bytes
 _ZIP_MODE = 0o100644 << 16  # regular file, rw-r--r--, whatever the local mode
-# Source compiles at about 10 MB/s per core; below this many bytes a helper process costs more.
-_PARALLEL_COMPILE_BYTES = 2_000_000
 # File times tick coarsely (a few ms): a file rewritten within one tick of being hashed keeps
 # its size and mtime. Like git's "racily clean" entries, trust a cached digest only for files
 # whose mtime is this much older than the moment they were hashed.
@@ -52,6 +50,15 @@ def unit_digest(name: str, manifest: Mapping[str, str]) -> str:
     for path in sorted(manifest):
         h.update(f"{path}\0{manifest[path]}\n".encode())
     return h.hexdigest()
+
+
+def digest_on_disk(unit: Unit) -> str:
+    """The digest a sync would ship for this unit now, to compare with what nodes hold."""
+    manifest = {}
+    for rel in unit.files:
+        with contextlib.suppress(OSError):  # vanished since the walk: the next sync drops it
+            manifest[rel] = file_digest((unit.root / rel).read_bytes())
+    return unit_digest(unit.name, manifest)
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,8 @@ class Pack:
         """A deterministic zip of ``paths`` (default: every file): same content, same bytes.
         Without ``compress`` files are stored as they are (cheaper where bytes cost nothing).
 
+        >>> from shipit import plan
+        >>> pack = plan("examples/montecarlo").packs[0]
         >>> pack.zip() == pack.zip()
         True
         """
@@ -174,17 +183,6 @@ def _moved_since(fresh: Mapping[Path, tuple[tuple[int, int, int], str]]) -> list
     return moved
 
 
-class StaleFile(ShipitError):
-    """A file changed between hashing and reading; the caller packs the unit again, and
-    reports it once the file kept changing."""
-
-    tip = "something is still writing it: sync again once it holds still"
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(f"{_display(path)} kept changing while it was being shipped")
-        self.path = path
-
-
 @dataclass(frozen=True)
 class _Entry:
     stat_key: tuple[int, int, int]
@@ -198,7 +196,7 @@ class Packer:
 
     One Packer lives as long as a watch session, so that saving one file of a large
     package hashes and compiles one file. Sources that compiled once on this machine are
-    not compiled again (see :mod:`shipit.syntaxcache`).
+    not compiled again (see :mod:`shipit.project.syntaxcache`).
     """
 
     def __init__(self, syntax_cache: SyntaxCache | None = None) -> None:
@@ -209,6 +207,8 @@ class Packer:
         self._whole: WholeFiles | None = None
         self._entries: dict[Path, _Entry] = {}
         self._compiled: dict[str, SyntaxProblem | None] = {}
+        self._imports: dict[str, frozenset[str]] = {}  # .py digest -> names it imports
+        self._sources: dict[str, bytes] = {}  # read by imported_names, for the next pack
         self._syntax_cache = syntax_cache or SyntaxCache()
 
     def pack(
@@ -268,18 +268,21 @@ class Packer:
                     continue
                 manifest[rel] = entry.digest
                 file_sizes[rel] = entry.size
+                if rel.endswith(".py") and data is not None:
+                    self._learn_imports(entry.digest, data)
                 if rel.endswith(".py") and entry.digest not in self._compiled:
                     if data is None:
-                        data = path.read_bytes()
-                    to_compile[entry.digest] = (_display(path), data)
+                        data = self._sources.get(entry.digest) or path.read_bytes()
+                    to_compile[entry.digest] = (shown_path(path), data)
         self._check_syntax(to_compile)
+        self._sources.clear()
 
         packs, problems = [], []
         for unit in units:
             manifest = manifests[unit.name]
             # A cached problem names the path it was first seen at; name this one.
             found = [
-                SyntaxProblem(_display(unit.root / rel), p.line, p.message, unit.name)
+                SyntaxProblem(shown_path(unit.root / rel), p.line, p.message, unit.name)
                 for rel, digest in sorted(manifest.items())
                 if rel.endswith(".py") and (p := self._compiled.get(digest)) is not None
             ]
@@ -297,6 +300,44 @@ class Packer:
                 )
             )
         return packs, problems
+
+    def imported_names(self, units: Iterable[Unit]) -> frozenset[str]:
+        """Top-level names the units' ``.py`` files import (see :mod:`shipit.project.imports`).
+
+        Each file is read here at most once, for its digest, its imports and, at the next
+        :meth:`pack`, its syntax check: discovery and packing share one read.
+        """
+        names: set[str] = set()
+        for unit in units:
+            for rel in unit.files:
+                if not rel.endswith(".py"):
+                    continue
+                path = unit.root / rel
+                entry, data = self._hash(path)
+                if entry is None:  # vanished since the walk
+                    continue
+                if data is None and entry.digest not in self._imports:
+                    data, _ = read_settled(path)
+                if data is not None:
+                    self._learn_imports(entry.digest, data)
+                    if entry.digest not in self._compiled:
+                        self._sources[entry.digest] = data
+                names |= self._imports[entry.digest]
+        return frozenset(names)
+
+    def imports_of(self, packs: Iterable[Pack]) -> frozenset[str]:
+        """The names the ``.py`` files of packs this packer made import; no file is read."""
+        return frozenset(
+            name
+            for pack in packs
+            for rel, digest in pack.manifest.items()
+            if rel.endswith(".py")
+            for name in self._imports.get(digest, ())
+        )
+
+    def _learn_imports(self, digest: str, data: bytes) -> None:
+        if digest not in self._imports:
+            self._imports[digest] = names_in(data)
 
     def forget(self, path: Path) -> None:
         """Drop a file's cached digest (it was deleted or replaced)."""
@@ -333,85 +374,6 @@ class Packer:
         known = self._syntax_cache.known()
         items = [(digest, source) for digest, source in sources.items() if digest not in known]
         self._compiled.update((digest, None) for digest in sources if digest in known)
-        total = sum(len(data) for _, (_, data) in items)
-        workers = min(os.cpu_count() or 1, 8)
-        if total < _PARALLEL_COMPILE_BYTES or workers < 2:
-            results = _compile_all(items)
-        else:
-            results = _compile_in_processes(items, workers)
+        results = compile_all(items)
         self._compiled.update(results)
         self._syntax_cache.add(digest for digest, problem in results.items() if problem is None)
-
-
-def _display(path: Path) -> str:
-    """A path as the user would type it: relative to the current folder when inside it."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def _compile_all(
-    items: Sequence[tuple[str, tuple[str, bytes]]],
-) -> dict[str, SyntaxProblem | None]:
-    results: dict[str, SyntaxProblem | None] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # SyntaxWarnings belong to the user's linter
-        for digest, (shown, data) in items:
-            try:
-                compile(data, shown, "exec", dont_inherit=True)
-                results[digest] = None
-            except SyntaxError as e:
-                results[digest] = SyntaxProblem(shown, e.lineno, e.msg)
-            except ValueError as e:  # null bytes
-                results[digest] = SyntaxProblem(shown, None, str(e))
-    return results
-
-
-# A helper interpreter started with -I: it imports nothing of the user's, and unlike
-# multiprocessing it never re-runs the caller's __main__ script.
-_CHECKER = f"""
-import gc, pickle, sys, warnings
-gc.disable()  # a short-lived process: collecting the compiler's garbage only costs time
-warnings.simplefilter("ignore")
-out = {{}}
-for digest, (shown, data) in pickle.load(sys.stdin.buffer):
-    try:
-        compile(data, shown, "exec", dont_inherit=True)
-        out[digest] = None
-    except SyntaxError as e:
-        out[digest] = (shown, e.lineno, e.msg)
-    except ValueError as e:
-        out[digest] = (shown, None, str(e))
-pickle.dump(out, sys.stdout.buffer, protocol={pickle.HIGHEST_PROTOCOL})
-"""
-
-
-def _compile_in_processes(
-    items: Sequence[tuple[str, tuple[str, bytes]]], workers: int
-) -> dict[str, SyntaxProblem | None]:
-    chunks: list[list[tuple[str, tuple[str, bytes]]]] = [[] for _ in range(workers)]
-    loads = [0] * workers
-    for item in sorted(items, key=lambda i: -len(i[1][1])):
-        lightest = loads.index(min(loads))
-        chunks[lightest].append(item)
-        loads[lightest] += len(item[1][1])
-
-    def run(chunk: list[tuple[str, tuple[str, bytes]]]) -> dict[str, SyntaxProblem | None]:
-        proc = subprocess.run(
-            [sys.executable, "-I", "-c", _CHECKER],
-            input=pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL),
-            capture_output=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            logger.debug("compile helper failed (%s); compiling here", proc.stderr[-500:])
-            return _compile_all(chunk)
-        raw = pickle.loads(proc.stdout)
-        return {d: None if r is None else SyntaxProblem(*r) for d, r in raw.items()}
-
-    results: dict[str, SyntaxProblem | None] = {}
-    with ThreadPoolExecutor(workers) as pool:
-        for part in pool.map(run, [c for c in chunks if c]):
-            results.update(part)
-    return results

@@ -27,36 +27,17 @@ import pyproject_hooks
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from .config import Config, read_pyproject
-from .discover import Project
-from .errors import ConfigError, ShipitError, SyntaxProblem
-from .node.pip import pip_error
-from .requirements import PipOptions
+from ..config import Config, PipOptions, read_pyproject
+from ..errors import BuildFailed, ConfigError, DownloadFailed
+from ..node.pip import pip_error
 
 if TYPE_CHECKING:
-    from .pack import Pack
-    from .ship import Plan
+    from ..project.pack import Pack
+    from ..project.plan import Plan
+    from ..report import SyntaxProblem
 
 logger = logging.getLogger(__name__)
 _OUTPUT_CHARS = 600
-
-
-class BuildFailed(ShipitError):
-    """``build`` could not make a wheel of a local project."""
-
-    def __init__(self, folder: Path, reason: str) -> None:
-        self.folder, self.reason = folder, reason
-        super().__init__(f"cannot build a wheel of {folder}: {reason}")
-        self.tip = f"run `python -m build --wheel {folder}` to see the whole error"
-
-
-class DownloadFailed(ShipitError):
-    """``pip download`` could not fetch wheels for the workers' Python and platform."""
-
-    def __init__(self, requirements: Sequence[str], target: str, reason: str) -> None:
-        self.requirements, self.target, self.reason = tuple(requirements), target, reason
-        wanted = " ".join(self.requirements)
-        super().__init__(f"the client could not fetch wheels of {wanted} for {target}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -72,8 +53,10 @@ class LocalProject:
 def local_projects(config: Config) -> tuple[list[LocalProject], list[str]]:
     """The local projects to build and install, and why some dependencies were left alone.
 
-    >>> local_projects(load_config("."))[0]
-    [LocalProject(name='mylib', folder=PosixPath('/home/me/mylib'), why='path dependency')]
+    Example::
+
+        local_projects(load_config("."))[0]
+        # [LocalProject(name='mylib', folder=PosixPath('/home/me/mylib'), why='path dependency')]
     """
     found: dict[str, LocalProject] = {}
     skipped: list[str] = []
@@ -81,7 +64,8 @@ def local_projects(config: Config) -> tuple[list[LocalProject], list[str]]:
         name = _static(config.pyproject, "name")
         if name is None:
             raise ConfigError("install-project needs a [project] name in pyproject.toml")
-        found[canonicalize_name(name)] = _project(name, config.root, "install-project")
+        own = _project(name, config.root, "install-project", config.pyproject)
+        found[canonicalize_name(name)] = own
     for requirement in _path_dependencies(config, skipped):
         folder = _file_url_path(str(requirement.url), config.root)
         found.setdefault(
@@ -94,10 +78,12 @@ def local_projects(config: Config) -> tuple[list[LocalProject], list[str]]:
     return sorted(found.values(), key=lambda p: p.name), skipped
 
 
-def _project(name: str, folder: Path, why: str) -> LocalProject:
+def _project(
+    name: str, folder: Path, why: str, pyproject: Mapping[str, Any] | None = None
+) -> LocalProject:
     if not any((folder / f).is_file() for f in ("pyproject.toml", "setup.py")):
         raise ConfigError(f"{why} {name}: {folder} is not a project folder (no pyproject.toml)")
-    version = _static(read_pyproject(folder), "version")
+    version = _static(read_pyproject(folder) if pyproject is None else pyproject, "version")
     return LocalProject(canonicalize_name(name), folder, why, version)
 
 
@@ -151,14 +137,19 @@ def _named_project(entry: str, root: Path) -> LocalProject:
     return _project(entry, _file_url_path(url, root), why)
 
 
-def ships_as_code(config: Config) -> Callable[[str], bool]:
+def ships_as_code(
+    config: Config, projects: Sequence[LocalProject] | None = None
+) -> Callable[[str], bool]:
     """Whether a unit of this origin ships as code, rather than being installed as a wheel.
 
-    >>> as_code = ships_as_code(load_config("."))  # install-project = true
-    >>> as_code("project"), as_code("editable:mylib")
-    (False, True)
+    Example::
+
+        as_code = ships_as_code(load_config("."))  # install-project = true
+        as_code("project"), as_code("editable:mylib")
+        # (False, True)
     """
-    projects, _ = local_projects(config)
+    if projects is None:
+        projects, _ = local_projects(config)
     wheels = {p.name for p in projects}
 
     def as_code(origin: str) -> bool:
@@ -172,10 +163,11 @@ def ships_as_code(config: Config) -> Callable[[str], bool]:
 
 def code_only(plan: Plan) -> tuple[tuple[Pack, ...], tuple[SyntaxProblem, ...]]:
     """The packs and problems of the units that ship as code, not installed as wheels."""
-    if not plan.config.install_project and not local_projects(plan.config)[0]:
+    projects, _ = local_projects(plan.config)
+    if not plan.config.install_project and not projects:
         return plan.packs, plan.problems
-    as_code = ships_as_code(plan.config)
-    origins = {unit.name: unit.origin for unit in Project(plan.config).units()}
+    as_code = ships_as_code(plan.config, projects)
+    origins = {unit.name: unit.origin for unit in plan.units}
     packs = tuple(p for p in plan.packs if as_code(p.origin))
     problems = tuple(
         p for p in plan.problems if p.unit is None or as_code(origins.get(p.unit, "project"))

@@ -2,41 +2,39 @@
 
 The project says what to compare (the distributions its code imports, its declared
 dependencies, ``[tool.shipit] extra-packages``, Dask's own stack); ``shipit.nodeinfo`` reads
-the facts in the client, on the scheduler and on every worker; ``shipit.versions`` compares.
+the facts in the client, on the scheduler and on every worker; ``shipit.parity.versions`` compares.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distributed import Client
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from . import ship
-from .agent import on_node
-from .config import Config, load_config
-from .discover import Project, Unit
-from .errors import ConfigError, ConnectionFailed, ProbeTimeout, VersionMismatch
-from .imports import distributions_for, imported_names
-from .node import probe as nodeinfo
-from .pack import file_digest, unit_digest
-from .report import ParityReport
+from ..ask import ask_at_once
+from ..config import DEFAULT_TIMEOUT, Config, load_config
+from ..connection import connect
+from ..errors import ConfigError, ConnectionFailed, VersionMismatch
+from ..node import probe as nodeinfo
+from ..project.discover import Project, Unit
+from ..project.imports import distributions_for, imported_names
+from ..project.pack import digest_on_disk
+from ..report import ParityReport
 from .versions import DASK_OPTIONAL, DASK_STACK, Facts, compare
+
+if TYPE_CHECKING:
+    from ..project.plan import Plan
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 10.0
 # Client-side tools: the nodes never import them.
 _CLIENT_ONLY = frozenset({"shipit"})
-_after_sync: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def check(
@@ -53,43 +51,40 @@ def check(
     ``strict`` (the default) any row at error level raises :class:`VersionMismatch`, whose
     message is the table.
 
-    >>> report = shipit.check(client, strict=False)
-    >>> [(row.package, row.workers) for row in report.errors]
-    [('numpy', '7 workers: 2.1.0; 2.0.0 on tcp://10.0.0.7:40331')]
+    Example::
+
+        report = shipit.check(client, strict=False)
+        [(row.package, row.workers) for row in report.errors]
+        # [('numpy', '7 workers: 2.1.0; 2.0.0 on tcp://10.0.0.7:40331')]
     """
     parity = Parity(path)
-    with ship.connect(client, timeout) as connected:
+    with connect(client, timeout) as connected:
         report = parity.report(connected, timeout)
     if strict and not report.ok:
         raise VersionMismatch(report)
     return report
 
 
-def synced() -> None:
-    """Tell every guard that code changed on the cluster; ``Shipper.push`` calls this."""
-    for listener in list(_after_sync):
-        listener.invalidate(project=True)
-
-
-def after_sync(listener: Any) -> None:
-    """Register an object whose ``invalidate(project=True)`` runs after every sync."""
-    _after_sync.add(listener)
-
-
 class Parity:
     """The project's side of a check, read once; ``report`` reads the cluster's side fresh."""
 
-    def __init__(self, path: str | Path = ".", plan: ship.Plan | None = None) -> None:
-        self.config = load_config(path) if plan is None else plan.config
+    def __init__(self, project: Config | str | Path = ".", plan: Plan | None = None) -> None:
+        """``project`` is its config or its folder; ``plan``, a :func:`shipit.plan` just
+        made, gives its config, units, digests and imports without reading them again."""
+        if plan is not None:
+            self.config = plan.config
+        else:
+            self.config = project if isinstance(project, Config) else load_config(project)
         self.refresh_project(plan)
 
-    def refresh_project(self, plan: ship.Plan | None = None) -> None:
+    def refresh_project(self, plan: Plan | None = None) -> None:
         """Read the project again (its imports and the digest of each unit it ships), or
         take them from ``plan``, a :func:`shipit.plan` just made."""
         units = Project(self.config).units() if plan is None else plan.units
-        self.wanted = wanted_distributions(self.config, units)
+        imports = None if plan is None else plan.imports
+        self.wanted = wanted_distributions(self.config, units, imports)
         packed = {} if plan is None else {pack.name: pack.digest for pack in plan.packs}
-        self.digests = {unit.name: packed.get(unit.name) or _unit_digest(unit) for unit in units}
+        self.digests = {unit.name: packed.get(unit.name) or digest_on_disk(unit) for unit in units}
         self.severity: dict[str, str] = {
             **self.config.severity,
             **{canonicalize_name(k): v for k, v in self.config.severity.items()},
@@ -109,19 +104,26 @@ class Parity:
         )
 
 
-def wanted_distributions(config: Config, units: Sequence[Unit]) -> dict[str, bool]:
+def wanted_distributions(
+    config: Config, units: Sequence[Unit], imports: frozenset[str] | None = None
+) -> dict[str, bool]:
     """Canonical names of the distributions to compare: True where every node needs them.
 
     Dask's stack, then the distributions the units import (read with ``ast``), the
     ``[project] dependencies`` and ``[tool.shipit] extra-packages``; less ``ignore``, the
-    editable projects shipit ships as code, and shipit itself.
+    editable projects shipit ships as code, and shipit itself. ``imports``, the names the
+    units import when a plan read them already, spares reading the files again.
 
-    >>> wanted_distributions(load_config("examples/montecarlo"), units)
-    {'dask': True, ..., 'numpy': True}
+    Example::
+
+        wanted_distributions(load_config("examples/montecarlo"), units)
+        # {'dask': True, ..., 'numpy': True}
     """
     own = {unit.name for unit in units}
-    files = (unit.root / f for unit in units for f in unit.files if f.endswith(".py"))
-    provided = distributions_for(imported_names(files) - own)
+    if imports is None:
+        files = (unit.root / f for unit in units for f in unit.files if f.endswith(".py"))
+        imports = imported_names(files)
+    provided = distributions_for(imports - own)
     names = {name for dists in provided.values() for name in dists}
     names |= set(_declared(config.pyproject))
     names |= {_requirement(e, "[tool.shipit] extra-packages").name for e in config.extra_packages}
@@ -149,33 +151,11 @@ def _requirement(text: object, where: str) -> Requirement:
         raise ConfigError(f"{where}: {text!r} is not a requirement: {reason}") from None
 
 
-def _unit_digest(unit: Unit) -> str:
-    """The digest a sync would ship for this unit, to compare with what nodes hold."""
-    manifest = {}
-    for rel in unit.files:
-        with contextlib.suppress(OSError):  # vanished since the walk: the next sync drops it
-            manifest[rel] = file_digest((unit.root / rel).read_bytes())
-    return unit_digest(unit.name, manifest)
-
-
 def _probe_cluster(
     client: Client, names: list[str], timeout: float
 ) -> tuple[Facts, dict[str, Facts]]:
     """Run the probe on the scheduler and every worker at once; failures become data."""
-
-    probe = on_node(nodeinfo.probe)
-
-    async def both() -> Any:
-        return await asyncio.gather(
-            client.run_on_scheduler(probe, names, asynchronous=True),
-            client.run(probe, names, on_error="return", asynchronous=True),
-            return_exceptions=True,
-        )
-
-    try:
-        scheduler, workers = client.sync(both, callback_timeout=timeout)
-    except (asyncio.TimeoutError, TimeoutError):
-        raise ProbeTimeout(timeout) from None
+    scheduler, workers = ask_at_once(client, nodeinfo, nodeinfo.probe, names, timeout=timeout)
     if isinstance(workers, OSError):  # the scheduler went away mid-check
         address = str(getattr(client.scheduler, "address", "?"))
         raise ConnectionFailed(address, f"{type(workers).__name__}: {workers}", timeout)

@@ -5,7 +5,7 @@ Every way to submit work through a :class:`distributed.Client` (``submit``, ``ma
 sends a graph, ``Client._graph_to_futures``. The guard wraps it on that client instance.
 
 A passing verdict is cached. It goes stale when the scheduler announces a new worker (the
-``add-worker`` event on topic ``all``), when shipit ships code (``parity.synced``), when a
+``add-worker`` event on topic ``all``), when shipit ships code (``events.synced``), when a
 call such as ``wait_for_workers`` or ``scheduler_info`` shows the client a worker set it has
 not checked, and when the scheduler itself was replaced. The next submission then checks
 again, synchronously, before anything is sent. A failing verdict is never cached.
@@ -22,18 +22,18 @@ from typing import Any
 import distributed
 from distributed import Client
 
-from . import parity
-from .errors import ShipitError, UsageError, VersionMismatch
-from .report import ParityReport
+from .. import events
+from ..config import DEFAULT_TIMEOUT
+from ..errors import CannotGuard, UsageError, VersionMismatch
+from ..report import ParityReport
+from . import check as parity
 
 logger = logging.getLogger(__name__)
 _TOPIC = "all"
 _guarded: weakref.WeakSet[Client] = weakref.WeakSet()
 
 
-def guard(
-    client: Client, path: str | Path = ".", *, timeout: float = parity.DEFAULT_TIMEOUT
-) -> Guard:
+def guard(client: Client, path: str | Path = ".", *, timeout: float = DEFAULT_TIMEOUT) -> Guard:
     """Refuse to submit work through ``client`` while the cluster's versions differ.
 
     Use it as a context manager, or call it and keep the handle (``.close()`` to stop).
@@ -41,8 +41,10 @@ def guard(
     checks at once but does not raise on a mismatch: it logs it, and refuses submissions
     until the cluster is fixed (a failing verdict is never cached).
 
-    >>> with shipit.guard(client):
-    ...     client.submit(simulate, 10).result()
+    Example::
+
+        with shipit.guard(client):
+            client.submit(simulate, 10).result()
     """
     return Guard(client, path, timeout)
 
@@ -56,7 +58,7 @@ class Guard:
         if client in _guarded:
             raise UsageError("this client already has a shipit guard", tip="close it first")
         if not callable(getattr(client, "_graph_to_futures", None)):  # distributed changed
-            raise ShipitError(f"this distributed ({distributed.__version__}) cannot be guarded")
+            raise CannotGuard(f"this distributed ({distributed.__version__}) cannot be guarded")
         self.client = client
         self.timeout = timeout
         self.checks = 0
@@ -77,7 +79,7 @@ class Guard:
         _guarded.add(client)
         client._graph_to_futures = self._guarded_send  # type: ignore[method-assign]
         client.subscribe_topic(_TOPIC, self._handler)
-        parity.after_sync(self)
+        events.after_sync(self)
         try:
             self._refresh()  # warm the cache
         except VersionMismatch as e:

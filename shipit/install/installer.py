@@ -1,7 +1,7 @@
 """Install what the nodes lack: the client side of the install step of ``shipit sync``.
 
-A parity check (``shipit.parity``) says what each node is missing or holds at another
-version than the client; each becomes ``name==version`` (``shipit.requirements``). Nodes
+A parity check (``shipit.parity.check``) says what each node is missing or holds at another
+version than the client; each becomes ``name==version`` (``shipit.install.requirements``). Nodes
 are grouped by Python environment (``installer.environment`` on each) and pip runs once per
 group, in one node's process, through ``client.run``, all groups at once. A check after the
 install tells which workers still run old code: they restart through their nannies when
@@ -16,22 +16,23 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distributed import Client
 from packaging.utils import canonicalize_name
 
-from . import parity, ship
-from .agent import on_node
-from .config import Config, load_config
-from .errors import ProbeTimeout, ShipitError
-from .node import pip as installer
-from .report import EnvironmentInstall, InstallReport
-from .requirements import SCHEDULER, Group, PipOptions, group, needs
+from .. import events
+from ..agent import on_node
+from ..ask import ask_at_once
+from ..config import DEFAULT_TIMEOUT, Options, PipOverrides, load_config
+from ..connection import connect
+from ..errors import BuildFailed, DownloadFailed, InstallFailed
+from ..node import pip as installer
+from ..parity import check as parity
+from ..report import EnvironmentInstall, InstallReport
+from .requirements import SCHEDULER, Group, group, needs
 from .restarts import needed, only_restarts, restart_stale
 from .wheels import (
-    BuildFailed,
-    DownloadFailed,
     LocalProject,
     build_wheel,
     download,
@@ -39,27 +40,14 @@ from .wheels import (
     wheel_version,
 )
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ..project.plan import Plan
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 10.0  # seconds for the cluster to answer a probe
-DEFAULT_PIP_TIMEOUT = 600.0
 _ANSWER_MARGIN = 30.0  # beyond the pip timeout, for the node to report back
-
-
-class InstallFailed(ShipitError):
-    """pip failed on some nodes, a restart failed, or differences remain after the install."""
-
-    def __init__(self, report: InstallReport) -> None:
-        self.report = report
-        problems = [f"{r.where}: {r.error}" for r in report.failed]
-        problems += [
-            f"restart of {r.worker}: {r.detail or r.status}"
-            for r in report.restarts
-            if r.status in ("failed", "no nanny")
-        ]
-        problems += [f"{r.label}: {r.suggestion}" for r in report.remaining]
-        super().__init__("install incomplete: " + "; ".join(problems))
-        self.tip = "the nodes that could install did; fix what is named and sync again"
 
 
 def install(
@@ -68,41 +56,30 @@ def install(
     *,
     restart: bool = False,
     dry_run: bool = False,
-    index_url: str | None = None,
-    extra_index_urls: Sequence[str] | None = None,
-    find_links: Sequence[str] | None = None,
-    no_index: bool | None = None,
-    wheels_from_client: bool | None = None,
-    pip_timeout: float | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     strict: bool = True,
-    plan: ship.Plan | None = None,
+    plan: Plan | None = None,
+    **pip: Unpack[PipOverrides],
 ) -> InstallReport:
     """Install on every node, pinned to the client's versions, what it lacks to run the project.
 
-    pip runs once per Python environment per host. Options left as None come from
-    ``[tool.shipit]``. With ``restart``, workers that had loaded a replaced package restart
-    through their nannies. With ``strict`` (the default) an incomplete install raises
+    pip runs once per Python environment per host. The pip settings (see
+    :class:`~shipit.config.PipOverrides`) left out or None come from ``[tool.shipit]``.
+    With ``restart``, workers that had loaded a replaced package restart through their
+    nannies. With ``strict`` (the default) an incomplete install raises
     :class:`InstallFailed` once every node has been tried. ``plan``, a :func:`shipit.plan`
     of the same project just made, spares reading the project again.
 
-    >>> report = shipit.install(client, find_links=["wheels"], no_index=True)
-    >>> [(run.status, run.requirements) for run in report.runs]
-    [('installed', ('instpkg==2.0.0',))]
+    Example::
+
+        report = shipit.install(client, find_links=["wheels"], no_index=True)
+        [(run.status, run.requirements) for run in report.runs]
+        # [('installed', ('instpkg==2.0.0',))]
     """
-    config = load_config(path)
-    options = PipOptions.resolve(
-        config,
-        index_url=index_url,
-        extra_index_urls=extra_index_urls,
-        find_links=find_links,
-        no_index=no_index,
-    )
-    offline = config.wheels_from_client if wheels_from_client is None else wheels_from_client
-    seconds = pip_timeout or config.pip_timeout or DEFAULT_PIP_TIMEOUT
-    with ship.connect(client, timeout) as connected:
-        installing = Installer(connected, config, options, offline, seconds, timeout, plan)
-        report = installing.run(restart=restart, dry_run=dry_run)
+    config = load_config(path) if plan is None else plan.config
+    options = Options.resolve(config, timeout=timeout, **pip)
+    with connect(client, timeout) as connected:
+        report = Installer(connected, options, plan).run(restart=restart, dry_run=dry_run)
     if strict and not report.ok:
         raise InstallFailed(report)
     return report
@@ -111,27 +88,21 @@ def install(
 class Installer:
     """One install into one cluster: check, plan, run pip per environment, restart, check."""
 
-    def __init__(
-        self,
-        client: Client,
-        config: Config,
-        options: PipOptions,
-        offline: bool = False,
-        pip_timeout: float = DEFAULT_PIP_TIMEOUT,
-        timeout: float = DEFAULT_TIMEOUT,
-        plan: ship.Plan | None = None,
-    ) -> None:
-        self.client, self.config, self.options = client, config, options
-        self.plan = plan
-        self.offline, self.pip_timeout, self.timeout = offline, pip_timeout, timeout
-        self.projects, self.skipped = local_projects(config)
+    def __init__(self, client: Client, options: Options, plan: Plan | None = None) -> None:
+        """``plan``, the project's :class:`~shipit.Plan` when a sync just made it, spares
+        reading the project again; without one the parity check reads it."""
+        self.client, self.config, self.plan = client, options.config, plan
+        self.options = options.pip
+        self.offline, self.pip_timeout = options.wheels_from_client, options.pip_timeout
+        self.timeout = options.timeout
+        self.projects, self.skipped = local_projects(self.config)
         self.folder: Path | None = None  # for wheels, while run() runs
         self._built: dict[str, Path] = {}
         self._fetched: dict[tuple[Any, ...], list[Path]] = {}
 
     def run(self, *, restart: bool = False, dry_run: bool = False) -> InstallReport:
         started = time.perf_counter()
-        check = parity.Parity(self.config.root, plan=self.plan)
+        check = parity.Parity(self.config, plan=self.plan)
         check.wanted.update({p.name: True for p in self.projects})
         with tempfile.TemporaryDirectory(prefix="shipit-wheels-") as folder:
             self.folder = Path(folder)
@@ -153,7 +124,7 @@ class Installer:
             runs = (*self._install(groups), *lost)
         after = before
         if groups:
-            parity.synced()  # guards in this process check again before their next submission
+            events.synced()  # guards in this process check again before their next submission
             after = check.report(self.client, self.timeout)
         timeout = max(60.0, 4 * self.timeout)
         restarts = tuple(restart_stale(self.client, after, timeout)) if restart else needed(after)
@@ -176,19 +147,9 @@ class Installer:
 
     def _envs(self) -> dict[str, Mapping[str, Any]]:
         """Every node's environment (its key, host, prefix and wheel tags), read at once."""
-
-        async def both() -> Any:
-            return await asyncio.gather(
-                self.client.run(environment, on_error="return", asynchronous=True),
-                self.client.run_on_scheduler(environment, asynchronous=True),
-                return_exceptions=True,
-            )
-
-        environment = on_node(installer.environment)
-        try:
-            workers, scheduler = self.client.sync(both, callback_timeout=self.timeout)
-        except (asyncio.TimeoutError, TimeoutError):
-            raise ProbeTimeout(self.timeout) from None
+        scheduler, workers = ask_at_once(
+            self.client, installer, installer.environment, timeout=self.timeout
+        )
         answers = dict(workers) if isinstance(workers, dict) else {}
         answers[SCHEDULER] = scheduler
         return {node: env for node, env in answers.items() if isinstance(env, dict)}

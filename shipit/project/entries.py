@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import BadFile
+from ..errors import BadFile
 
 
 def shippable(

@@ -10,7 +10,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict
 from typing import Any
 
-from .report import Severity, VersionRow
+from ..report import Severity, VersionRow
+from ..text import names, plural
 
 Facts = Mapping[str, Any]
 
@@ -18,7 +19,6 @@ Facts = Mapping[str, Any]
 DASK_STACK = ("dask", "distributed", "cloudpickle", "msgpack", "toolz", "tornado")
 # Compared where present: a version difference is an error, absence on some nodes a warning.
 DASK_OPTIONAL = ("numpy", "pandas", "lz4")
-_SHOWN_NAMES = 3
 
 
 def compare(
@@ -35,9 +35,11 @@ def compare(
     False when only its version must agree where present (numpy, pandas, lz4).
     ``severity`` overrides the level of a row that differs, by row name.
 
-    >>> rows = compare(client, scheduler, {"tcp://w1": w1}, {"dask": True})
-    >>> [(r.package, r.severity) for r in rows]
-    [('python', 'ok'), ('platform', 'ok'), ('dask', 'ok')]
+    Example::
+
+        rows = compare(client, scheduler, {"tcp://w1": w1}, {"dask": True})
+        [(r.package, r.severity) for r in rows]
+        # [('python', 'ok'), ('platform', 'ok'), ('dask', 'ok')]
     """
     nodes = _Nodes(client, scheduler, workers)
     rows = [_python_row(nodes), _platform_row(nodes), *_probe_rows(scheduler, workers)]
@@ -252,16 +254,9 @@ def group_workers(values: Mapping[str, str], reference: str | None = None) -> st
         groups.setdefault(value, []).append(address)
     head, *rest = sorted(groups, key=lambda v: (-len(groups[v]), v != reference, v))
     n = len(groups[head])
-    parts = [f"{n} worker{_s(n)}: {head}"]
+    parts = [f"{n} worker{plural(n)}: {head}"]
     parts += [f"{value} on {names(groups[value])}" for value in rest]
     return "; ".join(parts)
-
-
-def names(addresses: Collection[str]) -> str:
-    """A few addresses, then how many more."""
-    shown = sorted(addresses)[:_SHOWN_NAMES]
-    more = len(addresses) - len(shown)
-    return ", ".join(shown) + (f" +{more} more" if more else "")
 
 
 def where(scheduler: bool, workers: Collection[str], client: bool = False) -> str:
@@ -269,9 +264,5 @@ def where(scheduler: bool, workers: Collection[str], client: bool = False) -> st
     parts = ["the client"] if client else []
     parts += ["the scheduler"] if scheduler else []
     if workers:
-        parts.append(f"{len(workers)} worker{_s(len(workers))} ({names(workers)})")
+        parts.append(f"{len(workers)} worker{plural(len(workers))} ({names(workers)})")
     return " and ".join(parts) or "no node"
-
-
-def _s(n: int) -> str:
-    return "" if n == 1 else "s"

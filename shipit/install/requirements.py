@@ -10,37 +10,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
-from .config import Config
-from .errors import UsageError
-from .report import VersionRow
+from ..errors import BadRequirement
+from ..report import VersionRow
 
 SCHEDULER = "scheduler"  # the scheduler's key among the nodes
 # PEP 508 names: letters, digits and ._- inside; never an option ("-e"), a path or a URL.
 _NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
-_URL_SCHEMES = ("http", "https", "file")
-
-
-class BadRequirement(UsageError):
-    """A name or version that cannot become a ``name==version`` requirement."""
-
-    def __init__(self, name: str, version: str, reason: str) -> None:
-        self.name, self.version, self.reason = name, version, reason
-        super().__init__(f"cannot install {name!r} version {version!r}: {reason}")
-
-
-class BadPipOption(UsageError):
-    """An index, find-links or other pip option value shipit will not pass on."""
-
-    def __init__(self, option: str, value: str, reason: str) -> None:
-        self.option, self.value = option, value
-        super().__init__(f"{option} {value!r}: {reason}")
 
 
 def pin(name: str, version: str) -> str:
@@ -66,7 +46,7 @@ def installed_version(cell: str | None) -> str | None:
     """The version installed on disk, from a parity cell; None when it is missing.
 
     Cells read ``"2.0.0"``, ``"2.0.0 installed, 1.0.0 loaded"``, ``"2.0.0, files changed
-    since loaded"`` or ``"missing"`` (see ``shipit.versions``).
+    since loaded"`` or ``"missing"`` (see ``shipit.parity.versions``).
     """
     if cell is None or cell in ("missing", "?"):
         return None
@@ -76,73 +56,6 @@ def installed_version(cell: str | None) -> str | None:
 def stale(cell: str) -> bool:
     """Whether a parity cell says the process runs other code than it has installed."""
     return " installed, " in cell or cell.endswith("files changed since loaded")
-
-
-@dataclass(frozen=True)
-class PipOptions:
-    """Where pip looks for packages: passed to pip on the nodes, or to ``pip download``."""
-
-    index_url: str | None = None
-    extra_index_urls: tuple[str, ...] = ()
-    find_links: tuple[str, ...] = ()
-    no_index: bool = False
-
-    def __post_init__(self) -> None:
-        for option, value in self._values():
-            _check_option(option, value)
-
-    def _values(self) -> Iterable[tuple[str, str]]:
-        yield from (("--index-url", v) for v in [self.index_url] if v is not None)
-        yield from (("--extra-index-url", v) for v in self.extra_index_urls)
-        yield from (("--find-links", v) for v in self.find_links)
-
-    def args(self) -> list[str]:
-        """pip's command-line options, ``--no-index`` first."""
-        args = ["--no-index"] if self.no_index else []
-        for option, value in self._values():
-            args += [option, value]
-        return args
-
-    @classmethod
-    def resolve(
-        cls,
-        config: Config,
-        *,
-        index_url: str | None = None,
-        extra_index_urls: Sequence[str] | None = None,
-        find_links: Sequence[str] | None = None,
-        no_index: bool | None = None,
-    ) -> PipOptions:
-        """Each option as given, else ``[tool.shipit]``'s; relative paths become absolute.
-
-        >>> PipOptions.resolve(config, find_links=["wheels"]).args()
-        ['--find-links', '/home/me/project/wheels']
-        """
-        if find_links:
-            links = tuple(_local(v, Path.cwd()) for v in find_links)
-        else:
-            links = tuple(_local(v, config.root) for v in config.find_links)
-        return cls(
-            index_url=index_url or config.index_url,
-            extra_index_urls=tuple(extra_index_urls or config.extra_index_url),
-            find_links=links,
-            no_index=config.no_index if no_index is None else no_index,
-        )
-
-
-def _local(value: str, base: Path) -> str:
-    """A find-links path made absolute (nodes run elsewhere); URLs stay as they are."""
-    if urlparse(value).scheme in _URL_SCHEMES:
-        return value
-    return str((base / value).resolve())
-
-
-def _check_option(option: str, value: str) -> None:
-    if not value or value.startswith("-") or any(c in value for c in "\r\n\0"):
-        raise BadPipOption(option, value, "not a URL or a path")
-    scheme = urlparse(value).scheme
-    if option != "--find-links" and scheme not in _URL_SCHEMES:
-        raise BadPipOption(option, value, "an index must be an http, https or file URL")
 
 
 @dataclass(frozen=True)
@@ -176,8 +89,10 @@ def needs(
     canonical names of local projects to the version built from their folder, which wins
     over the client's. A local project that no row mentions is missing everywhere.
 
-    >>> needs(report.rows, {"instpkg": True}).by_node
-    {'tcp://127.0.0.1:4001': ('instpkg==2.0.0',)}
+    Example::
+
+        needs(report.rows, {"instpkg": True}).by_node
+        # {'tcp://127.0.0.1:4001': ('instpkg==2.0.0',)}
     """
     local = dict(local or {})
     rows = list(rows)

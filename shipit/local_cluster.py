@@ -1,10 +1,6 @@
 """The cluster shipit starts itself when no scheduler is given: a LocalCluster on this machine.
 
 ``shipit watch`` keeps one for as long as it watches; ``shipit run`` for one script's run.
-
->>> with embedded_cluster(n_workers=2) as (client, line):
-...     print(line)
-started a local cluster at tcp://127.0.0.1:34441 with 2 workers; dashboard: none (pip install bokeh)
 """
 
 from __future__ import annotations
@@ -13,7 +9,6 @@ import contextlib
 import importlib.util
 import signal
 import threading
-from collections.abc import Iterator
 
 from distributed import Client, LocalCluster
 
@@ -59,13 +54,3 @@ class EmbeddedCluster:
             self.client.close(timeout=5)
         with contextlib.suppress(Exception):
             self.cluster.close(timeout=10)
-
-
-@contextlib.contextmanager
-def embedded_cluster(n_workers: int | None = None) -> Iterator[EmbeddedCluster]:
-    """Start a local cluster for the duration of the block; close it however the block ends."""
-    started = EmbeddedCluster(n_workers)
-    try:
-        yield started
-    finally:
-        started.close()

@@ -1,0 +1,35 @@
+"""The command line: parse, call one library function, render. The only package that
+imports click; each command lives in its own module, and this one only registers them.
+
+Exit codes: 0 ok, 1 a problem found (a failed push, a syntax error), 2 usage or connection
+(see :mod:`shipit.errors`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from .. import shipper
+from ._common import Group
+from .check import check
+from .doctor import doctor
+from .run import run
+from .status import status
+from .sync import sync
+from .watch import watch
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="Log more (-vv for debug).")
+@click.version_option(package_name="shipit")
+def main(verbose: int) -> None:
+    """Ship local code to a Dask cluster and keep every node's versions in parity."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    shipper.no_user_code_here()  # an embedded cluster's scheduler here serves scripts elsewhere
+
+
+for command in (sync, watch, check, run, status, doctor):
+    main.add_command(command)

@@ -1,0 +1,211 @@
+"""What every command shares: the options, the error protocol, the status line, the sync
+report's rendering.
+
+Errors reach the user through click's own protocol: a :class:`shipit.ShipitError` becomes a
+:class:`Failure` and click's usage errors a :class:`BadUsage`, both ``ClickException``s
+whose ``show()`` prints one ``ERROR`` line and a ``TIP`` line; click then exits with the
+error's code (1 a problem found, 2 usage, configuration or connection).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+import click
+
+from ..config import DEFAULT_TIMEOUT
+from ..errors import ShipitError
+from ..report import InstallReport, SyncReport
+from ..text import size_text
+
+scheduler_option = click.option(
+    "--scheduler",
+    metavar="ADDR",
+    envvar="DASK_SCHEDULER_ADDRESS",
+    show_envvar=True,
+    help="Scheduler address, e.g. tcp://host:8786.",
+)
+timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for the scheduler to answer a connection.",
+)
+# Checked by the library, which says what is wrong in one line.
+workers_option = click.option(
+    "--workers",
+    "n_workers",
+    type=click.IntRange(min=1),
+    help="Workers of the local cluster started when no scheduler is given.",
+)
+path_argument = click.argument("path", type=click.Path(), default=".", required=False)
+
+
+_NO_ARGS_IS_HELP: type[click.UsageError] = getattr(
+    click.exceptions, "NoArgsIsHelpError", type("_Never", (click.UsageError,), {})
+)
+
+
+class Failure(click.ClickException):
+    """A :class:`ShipitError`, shown as ``ERROR …`` and ``TIP …``, exiting with its code."""
+
+    def __init__(self, error: ShipitError) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.exit_code = error.exit_code  # type: ignore[misc]  # click reads it per instance
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.secho(f"ERROR {self.error}", fg="red", err=True)
+        if self.error.tip:
+            click.echo(f"TIP   {self.error.tip}", err=True)
+
+
+class BadUsage(click.ClickException):
+    """Click's own usage errors (an unknown option, a bad value) in shipit's one-line form."""
+
+    exit_code = click.UsageError.exit_code
+
+    def __init__(self, error: click.UsageError) -> None:
+        super().__init__(error.format_message())
+        self.error = error
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        command = self.error.ctx.command_path if self.error.ctx is not None else "shipit"
+        click.secho(f"ERROR {self.error.format_message()}", fg="red", err=True)
+        click.echo(f"TIP   see {command} --help", err=True)
+
+
+@contextlib.contextmanager
+def _as_click_errors() -> Iterator[None]:
+    try:
+        yield
+    except ShipitError as e:
+        raise Failure(e) from None
+    except _NO_ARGS_IS_HELP:  # plain `shipit`: the help, as click shows it
+        raise
+    except click.UsageError as e:
+        raise BadUsage(e) from None
+
+
+class Group(click.Group):
+    """The ``shipit`` group: parsing and every command run under :func:`_as_click_errors`,
+    and click's standalone mode does the rest (show, exit code, ``Aborted!``)."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _as_click_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _as_click_errors():
+            return super().invoke(ctx)
+
+
+def size(n: int) -> str:
+    return size_text(n, binary=False)
+
+
+def render_install(install: InstallReport) -> None:
+    """One line per environment pip ran in and per worker to restart, then the summary."""
+    for run in install.runs:
+        click.secho(run.line(), fg="red" if run.status == "failed" else None, err=not run.ok)
+    for restart in install.restarts:
+        colour = {"restarted": None, "failed": "red"}.get(restart.status, "yellow")
+        click.secho(restart.line(), fg=colour, err=restart.status == "failed")
+    for reason in install.skipped:
+        click.secho(f"skipped    {reason}", fg="yellow")
+    for row in install.remaining:
+        click.secho(f"differs    {row.label}: {row.suggestion}", fg="red", err=True)
+    click.secho(install.summary, fg=None if install.ok else "red")
+
+
+def render_report(report: SyncReport) -> None:
+    nodes = len(report.nodes)
+    for unit in report.units:
+        if unit.status == "shipped":
+            click.echo(
+                f"shipped    {unit.name}  {unit.files} files  {size(unit.bytes_sent)} sent  "
+                f"{report.confirmed}/{nodes} nodes"
+            )
+        elif unit.status == "removed":
+            click.echo(f"removed    {unit.name}")
+        elif unit.status == "not shipped":
+            click.secho(
+                f"not shipped {unit.name}: the cluster keeps its last good version", fg="yellow"
+            )
+    for problem in report.problems:
+        click.secho(f"syntax error  {problem}", fg="red", err=True)
+    for address, error in report.failures.items():
+        click.secho(f"failed     {address}: {error}", fg="red", err=True)
+    shipped = len(report.shipped)
+    unchanged = sum(u.status == "unchanged" for u in report.units)
+    if shipped or any(u.status == "removed" for u in report.units):
+        summary = f"synced {shipped} unit(s) to {report.confirmed}/{nodes} nodes"
+    elif nodes:  # nothing changed, but nodes a past sync failed on were tried again
+        summary = f"nothing changed; {report.confirmed}/{nodes} lagging node(s) brought up to date"
+    else:
+        summary = "nothing changed; no code sent"
+    click.echo(f"{summary} in {report.seconds * 1000:.0f} ms ({unchanged} unchanged)")
+    if report.install is not None:
+        render_install(report.install)
+
+
+class Progress:
+    """One status line on a terminal's stderr, rewritten per step and erased at the end;
+    nothing at all when stderr is not a terminal (logs, CI, pipes). The time ticks while a
+    step runs, so a long pip install shows it is alive."""
+
+    def __init__(self) -> None:
+        self.live = sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.step: str | None = None
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def __call__(self, step: str) -> None:
+        if self.live:
+            self.step = step
+            self._draw()
+            if self._ticker is None:
+                self._ticker = threading.Thread(target=self._tick, daemon=True)
+                self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._done.wait(0.5):
+            self._draw()
+
+    def _draw(self) -> None:
+        with self._lock:
+            if self.live and self.step is not None:
+                elapsed = time.monotonic() - self.started
+                sys.stderr.write(f"\r\x1b[K{self.step}... ({elapsed:.1f} s)")
+                sys.stderr.flush()
+
+    def above(self, show: Callable[[], None]) -> None:
+        """Print something (``show`` prints it) above the status line, which stays."""
+        with self._lock:
+            if self.live and self.step is not None:
+                sys.stderr.write("\r\x1b[K")
+            show()
+        self._draw()
+
+    def close(self) -> None:
+        """Erase the line; draw nothing more."""
+        self._done.set()
+        with self._lock:
+            if self.live and self.step is not None:
+                sys.stderr.write("\r\x1b[K")
+                sys.stderr.flush()
+            self.live = False
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,64 @@
+"""``shipit watch``: ship every saved change, until Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+
+import click
+
+from ..watch import Watch, WatchEvent
+from ._common import Progress, path_argument, scheduler_option, timeout_option, workers_option
+
+
+@click.command()
+@path_argument
+@scheduler_option
+@timeout_option
+@workers_option
+@click.option(
+    "--debounce",
+    type=click.FloatRange(min=0.0),
+    default=10.0,
+    show_default=True,
+    help="Milliseconds of quiet that end a burst of file events.",
+)
+def watch(
+    path: str, scheduler: str | None, timeout: float, n_workers: int | None, debounce: float
+) -> None:
+    """Ship every saved change to the cluster, until Ctrl-C.
+
+    Without --scheduler and DASK_SCHEDULER_ADDRESS, starts a local cluster and prints
+    its address, for scripts and notebooks to connect to.
+
+    \b
+    shipit watch --scheduler tcp://10.0.0.5:8786
+    shipit watch --workers 4
+    """
+    progress = Progress()  # until the first sync is done
+    handle = Watch(
+        scheduler,
+        path,
+        on_event=lambda event: progress.above(lambda: _echo_event(event)),
+        debounce=debounce / 1000,
+        timeout=timeout,
+        n_workers=n_workers,
+        on_progress=progress,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: handle.stop())
+    try:
+        try:
+            handle.start()
+        finally:
+            progress.close()
+        click.echo(f"watching {', '.join(map(str, handle.project.watch_roots))}; Ctrl-C stops")
+        handle.wait()
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup
+        handle.stop()
+
+
+def _echo_event(event: WatchEvent) -> None:
+    if event.kind in ("syntax-error", "failed", "error", "disconnected"):
+        click.secho(str(event), fg="red" if event.kind != "disconnected" else "yellow", err=True)
+    elif event.kind != "stopped":
+        click.echo(str(event))

@@ -1,0 +1,66 @@
+"""What a sync ships, decided without connecting anywhere: units found, packed, size-checked.
+
+The plan of a sync is made once and handed on: the push takes its packs, the install and
+the parity check its units, its config and the names its code imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Config, load_config
+from ..errors import NothingToShip
+from ..report import SyntaxProblem
+from .discover import Project, Unit
+from .limits import check_sizes
+from .pack import Pack, Packer
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a sync of this project would ship: the packs that compile and the problems.
+
+    ``imports`` are the top-level names the units' code imports, read with the files; None
+    when unknown (the parity check then reads the files for them).
+    """
+
+    config: Config
+    packs: tuple[Pack, ...]
+    problems: tuple[SyntaxProblem, ...]
+    units: tuple[Unit, ...]
+    imports: frozenset[str] | None = None
+
+
+def plan(path: str | Path = ".", packer: Packer | None = None) -> Plan:
+    """Discover and pack the project at ``path``, without connecting anywhere.
+
+    >>> [p.name for p in plan("examples/montecarlo").packs]
+    ['montecarlo']
+    """
+    return plan_of(load_config(path), packer)
+
+
+def plan_of(config: Config, packer: Packer | None = None) -> Plan:
+    """:func:`plan` of a project whose ``[tool.shipit]`` is already read: one walk of the
+    tree, and one read of each file for its digest, its syntax check and its imports."""
+    packer = packer or Packer()
+    project = Project(config, imports_of=packer.imported_names)
+    units = project.units()
+    if not units:
+        raise NothingToShip(config.root, [_where(project.root, r) for r in project.source_roots])
+    packs, problems = packer.pack(units)
+    unpacked = [unit for unit in units if unit.name in {p.unit for p in problems}]
+    check_sizes(packs, config)
+    return Plan(
+        config=config,
+        packs=tuple(packs),
+        problems=tuple(problems),
+        units=tuple(units),
+        imports=packer.imports_of(packs) | packer.imported_names(unpacked),
+    )
+
+
+def _where(root: Path, folder: Path) -> str:
+    relative = folder.relative_to(root).as_posix()
+    return "its top folder" if relative == "." else f"{relative}/"
