@@ -7,7 +7,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo watch test quick lint bench clean
+.PHONY: install demo watch test quick lint bench clean fs-tools
 
 install: $(VENV)/.installed
 
@@ -28,8 +28,19 @@ lint: install
 	$(BIN)/ruff format --check shipit tests benchmarks examples conftest.py
 	$(BIN)/mypy shipit
 
-test: lint
+test: lint fs-tools
 	$(BIN)/python -m pytest
+
+# File systems with Windows and macOS rules (FAT, exFAT through FUSE) for tests/test_fsrules.py.
+# Best effort: as root with apt-get they are installed once; elsewhere those tests skip, saying why.
+FS_TOOLS := fusefat exfat-fuse dosfstools exfatprogs
+fs-tools:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v fusefat >/dev/null; then \
+		echo "installing $(FS_TOOLS) for the file-system tests"; \
+		(timeout 300 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 300 \
+			apt-get install -y -qq --no-install-recommends $(FS_TOOLS)) >/dev/null 2>&1 \
+			|| echo "could not install $(FS_TOOLS): the file-system tests will skip"; \
+	fi
 
 # The tests that start no cluster and no shipit process, and the doctests: seconds, not minutes.
 quick: install
