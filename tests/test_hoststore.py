@@ -71,28 +71,51 @@ def test_workers_of_one_host_share_each_file_once(
     assert len({inode for _, inode, _ in seen.values()}) == 1
 
     cluster.cluster.close()  # type: ignore[union-attr]
-    for folder in ("files", "versions", "nodes"):  # nothing left behind
-        assert list((_home(store_dir) / folder).iterdir()) == [], folder
+    home = _home(store_dir)
+    assert sorted(p.name for p in home.iterdir() if not p.name.startswith(".")) == [
+        "files",
+        "nodes",
+        "versions",
+    ]
+    for folder in ("files", "nodes", "versions"):
+        assert list((home / folder).iterdir()) == [], folder
+
+
+def _agent_pid(module: str, dask_worker: Any) -> int | None:
+    """This worker's pid once its agent is set up and runs ``module``, else None."""
+    store = getattr(dask_worker, "_shipit_store", None)
+    if store is None or store.node is None or module.partition(".")[0] not in store.units:
+        return None
+    return os.getpid()
 
 
 def test_a_dead_workers_files_are_removed_by_the_next_node(
     project: Project, cluster: Client, store_dir: Path
 ) -> None:
     shipit.sync(cluster, project.root, install=False)
-    pid = next(iter(cluster.run(os.getpid).values()))
     nodes = _home(store_dir) / "nodes"
-    assert len(list(nodes.glob(f"worker-{pid}-*"))) == 2  # its folder, its lock
+    pids = set(cluster.run(os.getpid).values())
+    for pid in pids:  # each node's folder and its lock, none taken by a sibling for dead
+        assert sorted(p.name.endswith(".lock") for p in nodes.glob(f"worker-{pid}-*")) == [
+            False,
+            True,
+        ], pid
+    pid = next(iter(pids))
 
     os.kill(pid, signal.SIGKILL)  # no teardown runs: its folder stays behind
+    module = f"{project.name}.sub"
+
+    def replaced() -> bool:  # the nanny started a new worker, whose agent is set up
+        found = cluster.run(_agent_pid, module, on_error="ignore").values()
+        return pid not in found and None not in found and len(found) == 3
+
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # the nanny starts a new worker
-        pids = set(cluster.run(os.getpid, on_error="ignore").values())
-        if pid not in pids and len(pids) == 3:
-            break
+    while not replaced():
+        assert time.monotonic() < deadline, "no new worker with a shipit agent within 60 s"
         time.sleep(0.1)
-    assert pid not in set(cluster.run(os.getpid).values())
+    # The new node, starting once the old one was dead, removed what it left.
     assert list(nodes.glob(f"worker-{pid}-*")) == []
-    values = [v for _, _, v in cluster.run(_module_file, f"{project.name}.sub").values()]
+    values = [v for _, _, v in cluster.run(_module_file, module).values()]
     assert values == [1, 1, 1]  # the new worker caught up
 
 

@@ -286,13 +286,13 @@ class HostStore:
                 self.versions, f".{version_name(name, digest)}-{uuid.uuid4().hex[:8]}"
             )
             try:
-                made: set[str] = set()
+                made: dict[str, str] = {}  # each folder, and the first file put in it
                 for rel, file_digest in manifest.items():
                     dest = os.path.join(tmp, *rel.split("/"))
                     folder = os.path.dirname(dest)
                     if folder not in made:
                         os.makedirs(folder, exist_ok=True)
-                        made.add(folder)
+                        made[folder] = rel
                     self._place(file_digest, dest, content)
                 os.makedirs(tmp, exist_ok=True)  # a unit with no files is still a folder
                 if previous is not None:
@@ -301,6 +301,15 @@ class HostStore:
             except BaseException:
                 remove_tree(tmp)
                 raise
+            # A driver that loses a folder's files when it renames it (fusefat does) must
+            # not leave a version's name on what is left: one file per folder, checked.
+            for rel in made.values():
+                if not os.path.isfile(os.path.join(final, *rel.split("/"))):
+                    self._discard(final)
+                    raise OSError(
+                        f"{self.home}: this file system lost {rel} when it renamed the "
+                        "folder holding it; it cannot hold shipped files"
+                    )
         return final
 
     def _place(self, digest: str, dest: str, content: Callable[[str], bytes]) -> None:
@@ -347,12 +356,26 @@ class HostStore:
             pinned: set[str] = set()
             for node in self._live_nodes():
                 pinned |= NodeFolder(node, None).pins()
-            with contextlib.suppress(FileNotFoundError), os.scandir(self.versions) as entries:
-                for entry in entries:
-                    if entry.name not in pinned:  # left over, or half-built by a node that died
-                        remove_tree(entry.path)
+            with contextlib.suppress(FileNotFoundError):
+                for name in os.listdir(self.versions):
+                    if name not in pinned:  # left over, or half-built by a node that died
+                        self._discard(os.path.join(self.versions, name))
             with contextlib.suppress(FileNotFoundError), os.scandir(self.files) as entries:
                 for entry in entries:
                     with contextlib.suppress(FileNotFoundError):
                         if entry.stat(follow_symlinks=False).st_nlink == 1:
                             os.unlink(entry.path)
+
+    def _discard(self, folder: str) -> None:
+        """Delete a version folder, which first loses its version's name: one that cannot be
+        deleted whole (an undeletable file, a file Windows holds open) must not keep that
+        name with part of its files gone, or the next build of the version would take it for
+        whole. Where even the rename fails, it stays whole, for the next collection."""
+        if not os.path.basename(folder).startswith("."):
+            gone = os.path.join(self.versions, f".gone-{uuid.uuid4().hex[:8]}")
+            try:
+                os.rename(folder, gone)
+            except OSError:
+                return
+            folder = gone
+        remove_tree(folder)
