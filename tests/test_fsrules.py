@@ -22,13 +22,13 @@ import cloudpickle
 import dask.config
 import pytest
 from distributed import Client, LocalCluster
-from shipit.project.pack import file_digest, unit_digest
 
 import shipit
 from shipit.errors import ShipitError
 from shipit.node import protocol
 from shipit.node.hoststore import HostStore
 from shipit.node.plugins import agent_state
+from shipit.project.pack import file_digest, unit_digest
 
 from .helpers import Project
 from .nodeenvs import Mounted, exfat_image, ext4_image, fat_image, fill_links, immutable, wait_until
