@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import shipit
 from shipit.project.pack import file_digest, unit_digest
 
 from .helpers import Cluster, Project
+from .nodeenvs import wait_until
 
 # Process-cluster workers cannot import this test module: its functions travel by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -37,13 +37,6 @@ def _sync(project: Project | Path, address: str, *args: str) -> subprocess.Compl
         env=env,
         timeout=120,
     )
-
-
-def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def _set_value(project: Project, value: object) -> None:
@@ -358,7 +351,7 @@ def test_a_task_running_across_a_switch_reads_its_own_version_which_then_goes(
     shipit.sync(client, project.root, install=False)
     started, go = tmp_path / "started", tmp_path / "go"
     task = client.submit(project.module("{pkg}.reader").read_later, str(started), str(go))
-    _wait_until(started.exists, 60, "the task to start")
+    wait_until(started.exists, 60, "the task to start")
 
     project.write("{pkg}/data.txt", "new\n")
     assert shipit.sync(client, project.root, install=False).ok
@@ -368,4 +361,4 @@ def test_a_task_running_across_a_switch_reads_its_own_version_which_then_goes(
 
     project.write("{pkg}/data.txt", "newer\n")  # the next push collects what nobody reads
     assert shipit.sync(client, project.root, install=False).ok
-    _wait_until(lambda: not os.path.exists(folder), 30, "the old version to be deleted")
+    wait_until(lambda: not os.path.exists(folder), 30, "the old version to be deleted")
