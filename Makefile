@@ -7,7 +7,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo watch test quick lint bench clean fs-tools
+.PHONY: install demo watch test quick lint bench real clean fs-tools
 
 install: $(VENV)/.installed
 
@@ -49,6 +49,10 @@ quick: install
 bench: install
 	$(BIN)/python benchmarks/bench_watch.py
 	$(BIN)/python benchmarks/bench_large.py
+
+# shipit on real projects from the package index against a real mixed cluster (downloads).
+real: install
+	$(BIN)/python tests/realprojects.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

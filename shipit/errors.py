@@ -10,6 +10,8 @@ their traceback.
     - ConfigError                      [tool.shipit] or pyproject.toml
     - BadFile                          a file that cannot ship as it is
     - NothingToShip
+    - InsidePackage                    run from inside a package folder
+    - ShadowsNodeModule                a unit named like the stdlib or Dask's stack
     - TooLarge                         over max-unit-size: nothing was sent
     - NoSchedulerError
     - BadRequirement                   cannot become name==version
@@ -92,6 +94,33 @@ class NothingToShip(UsageError):
             f"nothing to ship in {self.root}: no package (a folder with __init__.py) "
             f"or module (a .py file) in {where}"
         )
+
+
+class InsidePackage(UsageError):
+    """The project folder is itself a package folder: its modules would ship as top-level
+    units (``rich/json``, ``rich/logging.py`` as ``json`` and ``logging``)."""
+
+    def __init__(self, folder: str | os.PathLike[str], run_from: str | os.PathLike[str]) -> None:
+        self.folder, self.run_from = os.fsdecode(folder), os.fsdecode(run_from)
+        super().__init__(
+            f"{shown_path(self.folder)} is a package folder (it holds __init__.py): "
+            "its modules would ship as top-level modules",
+            tip=f"run shipit from {self.run_from} (cd {os.path.relpath(self.run_from)})",
+        )
+
+
+class ShadowsNodeModule(UsageError):
+    """Units that would replace, on every node, a module the node itself needs: nothing was
+    sent. ``units`` pairs each unit's name and first file with what it would replace."""
+
+    tip = "rename it, or leave it out with [tool.shipit] exclude in pyproject.toml"
+
+    def __init__(self, units: Sequence[tuple[str, str, str]]) -> None:
+        self.units = tuple(units)
+        named = "; ".join(
+            f"{name} ({shown_path(path)}) would replace {what}" for name, path, what in self.units
+        )
+        super().__init__(f"refused, nothing was sent: {named} on every node")
 
 
 class TooLarge(UsageError):

@@ -65,6 +65,8 @@ class SyncReport:
     generation: int | None = None
     notes: tuple[str, ...] = field(default=())
     install: InstallReport | None = None  # what `sync` installed, unless install=False
+    # Files inside the units that never ship: (path, why), a secret's name or a private key.
+    held_back: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -83,12 +83,13 @@ def run(
     script = Path(script)
     if not script.is_file():
         raise UsageError(f"no script at {script}", tip="give the path of a Python file to run")
+    # What ships is decided before anything starts: a project that cannot ship fails at once.
+    on_progress("finding, hashing and compiling the project's files")
+    config = load_config(path)
+    options = Options.resolve(config, timeout=timeout, install=install)
+    the_plan = plan_of(config)
     with _cluster(client, timeout, n_workers, on_progress) as (connected, started):
         address = str(connected.scheduler.address)
-        on_progress("finding, hashing and compiling the project's files")
-        config = load_config(path)
-        options = Options.resolve(config, timeout=timeout, install=install)
-        the_plan = plan_of(config)
         on_progress("connecting to the scheduler")
         with connect(connected, timeout):  # a lost scheduler is a ConnectionLost
             the_sync, the_plan = ship_and_install(

@@ -115,7 +115,8 @@ def ship_and_install(
         on_progress("comparing versions; installing what the nodes lack")
         done = Installer(client, options, the_plan).run(restart=restart, dry_run=dry_run)
         report = dataclasses.replace(report, install=done)
-    return report, the_plan
+    held_back = tuple((str(path), why) for path, why in the_plan.held_back)
+    return dataclasses.replace(report, held_back=held_back), the_plan
 
 
 def preview(

@@ -99,6 +99,7 @@ class Watch:
     ) -> None:
         self.config = load_config(path)  # read again only when pyproject.toml changes
         self.root = self.config.root
+        self.project = Project(self.config)  # a folder that cannot ship fails before connecting
         self.on_progress = on_progress  # hears the steps of the start, until ready
         self.on_event = on_event
         self.debounce = debounce
@@ -161,7 +162,6 @@ class Watch:
     def _run(self) -> None:
         try:
             self._open()
-            self.project = Project(self.config)
             self.packer = Packer()
             # Watch before the first sync, so that nothing saved during it is missed.
             with ChangeWatcher(

@@ -8,8 +8,10 @@ Exit codes: 0 ok, 1 a problem found (a failed push, a syntax error), 2 usage or 
 from __future__ import annotations
 
 import logging
+import warnings
 
 import click
+from distributed.versions import VersionMismatchWarning
 
 from .. import shipper
 from ._common import Group
@@ -28,6 +30,8 @@ def main(verbose: int) -> None:
     """Ship local code to a Dask cluster and keep every node's versions in parity."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # Dask's own table of differing versions: shipit names each difference in its own lines.
+    warnings.simplefilter("ignore", VersionMismatchWarning)
     shipper.no_user_code_here()  # an embedded cluster's scheduler here serves scripts elsewhere
 
 

@@ -21,7 +21,7 @@ import click
 from ..config import DEFAULT_TIMEOUT
 from ..errors import ShipitError
 from ..report import InstallReport, SyncReport
-from ..text import size_text
+from ..text import shown_path, size_text
 
 scheduler_option = click.option(
     "--scheduler",
@@ -138,6 +138,8 @@ def render_report(report: SyncReport) -> None:
             click.secho(
                 f"not shipped {unit.name}: the cluster keeps its last good version", fg="yellow"
             )
+    for path, why in report.held_back:
+        click.echo(f"held back  {shown_path(path)}: {why}")
     for problem in report.problems:
         click.secho(f"syntax error  {problem}", fg="red", err=True)
     for address, error in report.failures.items():

@@ -12,6 +12,7 @@ from ..project.plan import Plan, plan
 from ..report import InstallReport
 from ..sync import preview
 from ..sync import sync as sync_project
+from ..text import shown_path
 from ._common import (
     Progress,
     path_argument,
@@ -135,6 +136,7 @@ def _render_plan(the_plan: Plan, install: InstallReport | None, as_json: bool) -
                 for p in the_plan.packs
             ],
             "problems": [str(p) for p in the_plan.problems],
+            "held_back": [{"path": str(path), "why": why} for path, why in the_plan.held_back],
             "install": install.to_dict() if install else None,
         }
         click.echo(json.dumps(data, indent=2))
@@ -144,6 +146,8 @@ def _render_plan(the_plan: Plan, install: InstallReport | None, as_json: bool) -
             click.echo(f"{pack.name}  {len(pack.files)} files  {size(pack.size)}{origin}")
             for rel in pack.files:
                 click.echo(f"  {rel}")
+        for path, why in the_plan.held_back:
+            click.echo(f"held back  {shown_path(path)}: {why}")
         for problem in the_plan.problems:
             click.secho(f"syntax error, would not ship: {problem}", fg="red", err=True)
         if install is not None:

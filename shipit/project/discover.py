@@ -18,11 +18,12 @@ from operator import attrgetter
 from pathlib import Path
 
 from ..config import Config, load_config
-from ..errors import BadFile, ConfigError, UsageError
+from ..errors import BadFile, ConfigError, InsidePackage, ShadowsNodeModule, UsageError
 from .entries import shippable
 from .imports import imported_names
 from .layout import layout
 from .rules import Rules, is_secret, join
+from .shadow import what_it_replaces
 from .siblings import EditableInstall, editable_installs
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class Project:
         imports_of: Callable[[Iterable[Unit]], frozenset[str]] | None = None,
     ) -> None:
         self.root = config.root.resolve()
+        if find_editable:  # the folder the user ran shipit in (an editable install is not)
+            _refuse_package_folder(self.root)
         self._prefixes, self._named_packages = layout(self.root, config.pyproject)
         self.source_roots = tuple(self.root / prefix for prefix in self._prefixes)
         # Deepest first, so src/pkg/x.py is looked up in src/ before the project root.
@@ -122,7 +125,14 @@ class Project:
             self._siblings, sibling_units = self._find_siblings(own)
         else:
             sibling_units = [unit for s in self._siblings for unit in s.units()]
-        return _unique(own + sibling_units)
+        units = _unique(own + sibling_units)
+        _refuse_shadowing(units)
+        return units
+
+    def held_back(self) -> dict[Path, str]:
+        """Files inside units that the last walk left out by name as secrets: path -> why."""
+        projects = [self, *(s.project for s in self._siblings or ())]
+        return {p.root / rel: why for p in projects for rel, why in p._rules.held_back.items()}
 
     def unit_name_for(self, path: str | os.PathLike[str]) -> str | None:
         """The unit this file ships in, or None when it would not ship.
@@ -210,6 +220,7 @@ class Project:
 
     def _own_units(self) -> list[Unit]:
         units = []
+        self._rules.held_back.clear()  # what this walk holds back
         heads = self._unit_heads()
         for head in heads:
             files = self._package_files(head) if head.is_package else (head.inside(head.rel),)
@@ -324,6 +335,31 @@ def _unique(units: list[Unit]) -> list[Unit]:
             tip="rename one, or leave one out with [tool.shipit] exclude in pyproject.toml",
         )
     return sorted(units, key=attrgetter("name"))
+
+
+def _refuse_package_folder(root: Path) -> None:
+    """A project folder that holds ``__init__.py`` and no pyproject.toml is a package folder
+    (``rich/rich``): the project is the nearest folder above it that is not a package."""
+    if not (root / "__init__.py").is_file() or (root / "pyproject.toml").is_file():
+        return
+    outer = root.parent
+    while (outer / "__init__.py").is_file() and outer.parent != outer:
+        outer = outer.parent
+    for above in (outer, outer.parent):  # src/pkg: the project is the folder above src/
+        if any((above / name).is_file() for name in ("pyproject.toml", "setup.py", "setup.cfg")):
+            outer = above
+            break
+    raise InsidePackage(root, outer)
+
+
+def _refuse_shadowing(units: Iterable[Unit]) -> None:
+    shadowing = [
+        (unit.name, str(unit.root / unit.files[0]), what)
+        for unit in units
+        if (what := what_it_replaces(unit.name)) is not None
+    ]
+    if shadowing:
+        raise ShadowsNodeModule(shadowing)
 
 
 def _outermost(folders: Iterable[Path]) -> tuple[Path, ...]:

@@ -24,6 +24,7 @@ from ..report import SyntaxProblem
 from ..text import shown_path
 from .discover import Unit
 from .imports import names_in
+from .rules import PRIVATE_KEY, holds_private_key
 from .syntax import compile_all
 from .syntaxcache import SyntaxCache
 
@@ -57,7 +58,9 @@ def digest_on_disk(unit: Unit) -> str:
     manifest = {}
     for rel in unit.files:
         with contextlib.suppress(OSError):  # vanished since the walk: the next sync drops it
-            manifest[rel] = file_digest((unit.root / rel).read_bytes())
+            data = (unit.root / rel).read_bytes()
+            if not holds_private_key(data):  # never shipped: not part of what nodes hold
+                manifest[rel] = file_digest(data)
     return unit_digest(unit.name, manifest)
 
 
@@ -189,6 +192,7 @@ class _Entry:
     digest: str
     size: int
     trusted: bool  # the mtime is old enough that a later write must change it
+    private_key: bool = False  # never shipped
 
 
 class Packer:
@@ -210,6 +214,8 @@ class Packer:
         self._imports: dict[str, frozenset[str]] = {}  # .py digest -> names it imports
         self._sources: dict[str, bytes] = {}  # read by imported_names, for the next pack
         self._syntax_cache = syntax_cache or SyntaxCache()
+        # Files of the last pack's units left out for their content: path -> why.
+        self.held_back: dict[Path, str] = {}
 
     def pack(
         self,
@@ -257,6 +263,7 @@ class Packer:
     ) -> tuple[list[Pack], list[SyntaxProblem]]:
         manifests: dict[str, dict[str, str]] = {}
         sizes: dict[str, dict[str, int]] = {}
+        held_back: dict[Path, str] = {}
         to_compile: dict[str, tuple[str, bytes]] = {}
         for unit in units:
             manifest = manifests[unit.name] = {}
@@ -265,6 +272,11 @@ class Packer:
                 path = unit.root / rel
                 entry, data = self._hash(path, changed is not None and path not in changed)
                 if entry is None:  # vanished since discovery: not part of this snapshot
+                    continue
+                if entry.private_key:
+                    if path not in self.held_back:
+                        logger.info("not shipping %s: it %s", shown_path(path), PRIVATE_KEY)
+                    held_back[path] = PRIVATE_KEY
                     continue
                 manifest[rel] = entry.digest
                 file_sizes[rel] = entry.size
@@ -276,6 +288,7 @@ class Packer:
                     to_compile[entry.digest] = (shown_path(path), data)
         self._check_syntax(to_compile)
         self._sources.clear()
+        self.held_back = held_back
 
         packs, problems = [], []
         for unit in units:
@@ -362,7 +375,10 @@ class Packer:
         except FileNotFoundError:
             return None, None
         self._read[path] = (key, before + reads - 1)
-        entry = _Entry(key, file_digest(data), len(data), key[1] < hashed_at - _RACY_NS)
+        entry = _Entry(
+            key, file_digest(data), len(data), key[1] < hashed_at - _RACY_NS,
+            holds_private_key(data),
+        )  # fmt: skip
         if not entry.trusted:
             self._fresh[path] = (key, entry.digest)
         self._entries[path] = entry

@@ -30,6 +30,8 @@ class Plan:
     problems: tuple[SyntaxProblem, ...]
     units: tuple[Unit, ...]
     imports: frozenset[str] | None = None
+    # Files inside the units that never ship, and why: a secret's name, a private key inside.
+    held_back: tuple[tuple[Path, str], ...] = ()
 
 
 def plan(path: str | Path = ".", packer: Packer | None = None) -> Plan:
@@ -58,6 +60,7 @@ def plan_of(config: Config, packer: Packer | None = None) -> Plan:
         problems=tuple(problems),
         units=tuple(units),
         imports=packer.imports_of(packs) | packer.imported_names(unpacked),
+        held_back=tuple(sorted({**project.held_back(), **packer.held_back}.items())),
     )
 
 

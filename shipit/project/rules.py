@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,9 +20,11 @@ from ..config import Config
 logger = logging.getLogger(__name__)
 
 # fmt: off
-# Never shipped, whatever .gitignore or [tool.shipit] include says.
+# Never shipped, whatever .gitignore or [tool.shipit] include says. Certificates (*.pem,
+# *.crt, *.cer) are public data and ship inside a package, unless they hold a private key:
+# a file whose content does is never shipped, whatever its name (see HeldBack in pack.py).
 SECRET_PATTERNS = (
-    ".env*", "*.pem", "*.key", "*.crt", "*.cer", "*.p12", "*.pfx", "*.jks", "*.keystore",
+    ".env*", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore",
     "*.p8", "*.ppk", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*",
     ".netrc", ".pypirc", ".pgpass", ".git-credentials", ".git/",
     "credentials", "credentials.json", "credentials.db", "access_tokens.db", "accessTokens.json",
@@ -43,7 +46,35 @@ _AT_SOURCE_ROOT = (
     "setup.py", "noxfile.py", "fabfile.py",
 )
 # fmt: on
+# Shipped only when the file holds certificates and no private key: a CA bundle is package
+# data (certifi's cacert.pem); a server's key pair under the same names is not.
+CERTIFICATE_PATTERNS = ("*.pem", "*.crt", "*.cer")
 _SECRETS = GitIgnoreSpec.from_lines(SECRET_PATTERNS)
+_CERTIFICATE_NAMES = GitIgnoreSpec.from_lines(CERTIFICATE_PATTERNS)
+SECRET_NAME = "named like a secret"
+PRIVATE_KEY = "holds a private key"
+# A private key, in whatever file: PEM and PKCS#8 blocks (RSA, EC, DSA, ENCRYPTED, OPENSSH),
+# PuTTY key files. Certificates alone ("BEGIN CERTIFICATE") are public.
+_PRIVATE_KEY = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----|PuTTY-User-Key-File-\d")
+_CERTIFICATE = re.compile(rb"-----BEGIN (?:TRUSTED |X509 )?CERTIFICATE-----")
+
+
+def holds_private_key(data: bytes) -> bool:
+    """>>> holds_private_key(b"-----BEGIN OPENSSH PRIVATE KEY-----"), holds_private_key(b"x")
+    (True, False)
+    """
+    return _PRIVATE_KEY.search(data) is not None
+
+
+def certificates_only(path: Path) -> str | None:
+    """None when the file holds certificates and no private key; else why it never ships."""
+    try:
+        data = path.read_bytes()
+    except OSError:  # gone, or unreadable: the walk names what it cannot read
+        return SECRET_NAME
+    if holds_private_key(data):
+        return PRIVATE_KEY
+    return None if _CERTIFICATE.search(data) else SECRET_NAME
 _JUNK = GitIgnoreSpec.from_lines(JUNK_PATTERNS)
 
 
@@ -60,7 +91,9 @@ class Rules:
         self._exclude = GitIgnoreSpec.from_lines(config.exclude)
         self._include_parents = _literal_parents(config.include)
         self._layout = GitIgnoreSpec.from_lines(_layout_lines(prefixes))
-        self._reported_secrets: set[str] = set()
+        # Files of units held back by name: project-relative path -> why.
+        self.held_back: dict[str, str] = {}
+        self._logged: set[str] = set()
         self.reload()
 
     def reload(self) -> None:
@@ -78,10 +111,14 @@ class Rules:
         left out, and it is not a secret."""
         if not self.enters(file.rpartition("/")[0]):
             return False
-        if _SECRETS.match_file(file):
-            if file not in self._reported_secrets:
-                self._reported_secrets.add(file)
+        why = SECRET_NAME if _SECRETS.match_file(file) else None
+        if why is None and _CERTIFICATE_NAMES.match_file(file):
+            why = certificates_only(self._root / file)
+        if why is not None:
+            if file not in self._logged:
+                self._logged.add(file)
                 logger.info("not shipping %s: it looks like a secret", file)
+            self.held_back[file] = why
             return False
         return self._verdict(file, is_dir=False) is True
 
