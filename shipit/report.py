@@ -67,6 +67,7 @@ class SyncReport:
     install: InstallReport | None = None  # what `sync` installed, unless install=False
     # Files inside the units that never ship: (path, why), a secret's name or a private key.
     held_back: tuple[tuple[str, str], ...] = ()
+    readmitted: tuple[tuple[str, str], ...] = ()  # shipped though .gitignore lists them
 
     @property
     def ok(self) -> bool:

@@ -116,7 +116,8 @@ def ship_and_install(
         done = Installer(client, options, the_plan).run(restart=restart, dry_run=dry_run)
         report = dataclasses.replace(report, install=done)
     held_back = tuple((str(path), why) for path, why in the_plan.held_back)
-    return dataclasses.replace(report, held_back=held_back), the_plan
+    readmitted = tuple((str(path), why) for path, why in the_plan.readmitted)
+    return dataclasses.replace(report, held_back=held_back, readmitted=readmitted), the_plan
 
 
 def preview(

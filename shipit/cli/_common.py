@@ -13,7 +13,8 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import IO, Any
 
 import click
@@ -124,6 +125,16 @@ def render_install(install: InstallReport) -> None:
     click.secho(install.summary, fg=None if install.ok else "red")
 
 
+def render_notes(
+    held_back: Iterable[tuple[str | Path, str]], readmitted: Iterable[tuple[str | Path, str]]
+) -> None:
+    """The files of units that never ship, and those that ship though .gitignore lists them."""
+    for path, why in held_back:
+        click.echo(f"held back  {shown_path(path)}: {why}")
+    for path, why in readmitted:
+        click.echo(f"ships too  {shown_path(path)}: {why}")
+
+
 def render_report(report: SyncReport) -> None:
     nodes = len(report.nodes)
     for unit in report.units:
@@ -138,8 +149,7 @@ def render_report(report: SyncReport) -> None:
             click.secho(
                 f"not shipped {unit.name}: the cluster keeps its last good version", fg="yellow"
             )
-    for path, why in report.held_back:
-        click.echo(f"held back  {shown_path(path)}: {why}")
+    render_notes(report.held_back, report.readmitted)
     for problem in report.problems:
         click.secho(f"syntax error  {problem}", fg="red", err=True)
     for address, error in report.failures.items():

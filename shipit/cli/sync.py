@@ -12,11 +12,11 @@ from ..project.plan import Plan, plan
 from ..report import InstallReport
 from ..sync import preview
 from ..sync import sync as sync_project
-from ..text import shown_path
 from ._common import (
     Progress,
     path_argument,
     render_install,
+    render_notes,
     render_report,
     scheduler_option,
     size,
@@ -137,6 +137,7 @@ def _render_plan(the_plan: Plan, install: InstallReport | None, as_json: bool) -
             ],
             "problems": [str(p) for p in the_plan.problems],
             "held_back": [{"path": str(path), "why": why} for path, why in the_plan.held_back],
+            "readmitted": [{"path": str(path), "why": why} for path, why in the_plan.readmitted],
             "install": install.to_dict() if install else None,
         }
         click.echo(json.dumps(data, indent=2))
@@ -146,8 +147,7 @@ def _render_plan(the_plan: Plan, install: InstallReport | None, as_json: bool) -
             click.echo(f"{pack.name}  {len(pack.files)} files  {size(pack.size)}{origin}")
             for rel in pack.files:
                 click.echo(f"  {rel}")
-        for path, why in the_plan.held_back:
-            click.echo(f"held back  {shown_path(path)}: {why}")
+        render_notes(the_plan.held_back, the_plan.readmitted)
         for problem in the_plan.problems:
             click.secho(f"syntax error, would not ship: {problem}", fg="red", err=True)
         if install is not None:

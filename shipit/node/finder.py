@@ -55,6 +55,20 @@ class UnitFinder:
             return None
         return spec
 
+    def find_distributions(self, context: Any = None) -> Iterable[Any]:
+        """The metadata shipped with the units (a ``<name>-<version>.dist-info`` in a live
+        folder), found before any installed copy: ``importlib.metadata.version(project)``
+        gives the client's version of it."""
+        from importlib.metadata import DistributionFinder, MetadataPathFinder
+
+        folders = sorted(set(self.folders.values()))
+        if not folders:
+            return iter(())
+        name = getattr(context, "name", None)
+        return MetadataPathFinder.find_distributions(
+            DistributionFinder.Context(name=name, path=folders)
+        )
+
     def invalidate_caches(self) -> None:
         """Nothing to do: a version's folder never changes."""
 

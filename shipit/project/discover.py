@@ -18,12 +18,14 @@ from operator import attrgetter
 from pathlib import Path
 
 from ..config import Config, load_config
-from ..errors import BadFile, ConfigError, InsidePackage, ShadowsNodeModule, UsageError
+from ..errors import ConfigError, UsageError
 from .entries import shippable
-from .imports import imported_names
+from .imports import imported_names, imports_module
 from .layout import layout
+from .metadata import carrier, dist_info
+from .reading import outermost, scandir
 from .rules import Rules, is_secret, join
-from .shadow import what_it_replaces
+from .shadow import refuse_package_folder, refuse_shadowing
 from .siblings import EditableInstall, editable_installs
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,8 @@ class Unit:
     root: Path  # absolute source root that holds it (the folder that must be on sys.path)
     files: tuple[str, ...]  # sorted POSIX paths relative to root
     origin: str = "project"  # or "editable:<distribution name>"
+    # Files made by shipit, not on disk: the project's .dist-info (path -> bytes).
+    generated: tuple[tuple[str, bytes], ...] = ()
 
 
 def discover(config: Config) -> list[Unit]:
@@ -87,7 +91,7 @@ class Project:
     ) -> None:
         self.root = config.root.resolve()
         if find_editable:  # the folder the user ran shipit in (an editable install is not)
-            _refuse_package_folder(self.root)
+            refuse_package_folder(self.root)
         self._prefixes, self._named_packages = layout(self.root, config.pyproject)
         self.source_roots = tuple(self.root / prefix for prefix in self._prefixes)
         # Deepest first, so src/pkg/x.py is looked up in src/ before the project root.
@@ -96,12 +100,15 @@ class Project:
             key=lambda pair: -len(pair[1]),
         )
         self._rules = Rules(self.root, config, self._prefixes)
-        self._distributions = distributions
+        self._distributions = None if distributions is None else list(distributions)
         self._find_editable = find_editable
         # How to learn the names units import: plan() hands its packer's, which reads each
         # file once for the hash, the syntax check and the imports.
         self._imports_of = imports_of or _imported_names
         self._siblings: tuple[Sibling, ...] | None = None
+        self._pyproject = config.pyproject
+        self._dist_info: dict[str, bytes] | None = None
+        self.readmitted: dict[Path, str] = {}  # files the last walk shipped despite .gitignore
         self._known_packages: frozenset[str] = frozenset()
 
     def reload_ignores(self) -> None:
@@ -116,7 +123,7 @@ class Project:
         without those inside another."""
         roots = [*self.source_roots]
         roots += [root for s in self._editable_siblings() for root in s.project.source_roots]
-        return _outermost(roots)
+        return outermost(roots)
 
     def units(self) -> list[Unit]:
         """Walk the source roots now: this project's units and its editable siblings', by name."""
@@ -125,14 +132,34 @@ class Project:
             self._siblings, sibling_units = self._find_siblings(own)
         else:
             sibling_units = [unit for s in self._siblings for unit in s.units()]
+        if self._find_editable:  # the project itself (a sibling carries its own)
+            own = self._with_metadata(own, None)
         units = _unique(own + sibling_units)
-        _refuse_shadowing(units)
+        refuse_shadowing((u.name, u.root / u.files[0]) for u in units)
         return units
+
+    def _with_metadata(self, units: list[Unit], distribution: str | None) -> list[Unit]:
+        """``units`` with the distribution's .dist-info on one of them (read once)."""
+        if self._dist_info is None:
+            self._dist_info = dist_info(
+                self.root, self._pyproject, self._distributions, distribution
+            )
+        if not self._dist_info:
+            return units
+        name = next(iter(self._dist_info)).partition("-")[0]  # "my_lib-1.2.dist-info/..."
+        carried_by = carrier((u.name for u in units), name)
+        generated = tuple(self._dist_info.items())
+        return [replace(u, generated=generated) if u.name == carried_by else u for u in units]
 
     def held_back(self) -> dict[Path, str]:
         """Files inside units that the last walk left out by name as secrets: path -> why."""
         projects = [self, *(s.project for s in self._siblings or ())]
         return {p.root / rel: why for p in projects for rel, why in p._rules.held_back.items()}
+
+    def shipped_though_ignored(self) -> dict[Path, str]:
+        """Files the last walk shipped though .gitignore lists them: path -> why."""
+        projects = [self, *(s.project for s in self._siblings or ())]
+        return {path: why for p in projects for path, why in p.readmitted.items()}
 
     def unit_name_for(self, path: str | os.PathLike[str]) -> str | None:
         """The unit this file ships in, or None when it would not ship.
@@ -209,7 +236,7 @@ class Project:
         for prefix in self._prefixes:
             if not self._rules.enters(prefix):
                 continue
-            for entry in _scandir(self.root / prefix):
+            for entry in scandir(self.root / prefix):
                 rel = join(prefix, entry.name)
                 if entry.is_dir(follow_symlinks=False):
                     if self._is_package(rel):
@@ -220,10 +247,14 @@ class Project:
 
     def _own_units(self) -> list[Unit]:
         units = []
-        self._rules.held_back.clear()  # what this walk holds back
+        self._rules.held_back.clear()  # what this walk holds back, or ships after all
+        self._rules.git_ignored_modules.clear()
+        self.readmitted = {}
         heads = self._unit_heads()
         for head in heads:
             files = self._package_files(head) if head.is_package else (head.inside(head.rel),)
+            if head.is_package:
+                files = self._with_imported_ignored(head, files)
             if files:
                 units.append(Unit(head.name, self.root / head.prefix, files))
             else:
@@ -231,11 +262,29 @@ class Project:
         self._known_packages = frozenset(head.rel for head in heads if head.is_package)
         return units
 
+    def _with_imported_ignored(self, head: _Head, files: tuple[str, ...]) -> tuple[str, ...]:
+        """``files``, and the .py files only .gitignore left out that the package's code
+        imports (a generated ``_version.py``): without them it cannot be imported."""
+        ignored = sorted(r for r in self._rules.git_ignored_modules if r.startswith(head.rel + "/"))
+        if not ignored:
+            return files
+        sources = {
+            f: (self.root / head.prefix / f).read_bytes() for f in files if f.endswith(".py")
+        }
+        added = []
+        for rel in ignored:
+            module = rel.rpartition("/")[2][:-3]
+            importer = next((f for f, src in sources.items() if imports_module(src, module)), None)
+            if importer is not None:
+                added.append(head.inside(rel))
+                self.readmitted[self.root / rel] = f".gitignore lists it; {importer} imports it"
+        return tuple(sorted((*files, *added)))
+
     def _package_files(self, head: _Head) -> tuple[str, ...]:
         files, folders = [], [head.rel]
         while folders:
             folder = folders.pop()
-            for entry in _scandir(self.root / folder):
+            for entry in scandir(self.root / folder):
                 rel = f"{folder}/{entry.name}"
                 # Symlinked folders are not followed (git does not either): they could loop.
                 if entry.is_dir(follow_symlinks=False):
@@ -308,8 +357,9 @@ class Sibling:
     def units(self) -> list[Unit]:
         """Its own units that the distribution installs, marked with their origin."""
         origin = f"editable:{self.distribution}"
-        units = self.project._own_units()
-        return [replace(unit, origin=origin) for unit in units if self.provides(unit.name)]
+        units = [u for u in self.project._own_units() if self.provides(u.name)]
+        units = self.project._with_metadata(units, self.distribution)
+        return [replace(unit, origin=origin) for unit in units]
 
     def unit_name_for(self, absolute: str) -> str | None:
         name = self.project._own_unit_name_for(absolute)
@@ -335,50 +385,6 @@ def _unique(units: list[Unit]) -> list[Unit]:
             tip="rename one, or leave one out with [tool.shipit] exclude in pyproject.toml",
         )
     return sorted(units, key=attrgetter("name"))
-
-
-def _refuse_package_folder(root: Path) -> None:
-    """A project folder that holds ``__init__.py`` and no pyproject.toml is a package folder
-    (``rich/rich``): the project is the nearest folder above it that is not a package."""
-    if not (root / "__init__.py").is_file() or (root / "pyproject.toml").is_file():
-        return
-    outer = root.parent
-    while (outer / "__init__.py").is_file() and outer.parent != outer:
-        outer = outer.parent
-    for above in (outer, outer.parent):  # src/pkg: the project is the folder above src/
-        if any((above / name).is_file() for name in ("pyproject.toml", "setup.py", "setup.cfg")):
-            outer = above
-            break
-    raise InsidePackage(root, outer)
-
-
-def _refuse_shadowing(units: Iterable[Unit]) -> None:
-    shadowing = [
-        (unit.name, str(unit.root / unit.files[0]), what)
-        for unit in units
-        if (what := what_it_replaces(unit.name)) is not None
-    ]
-    if shadowing:
-        raise ShadowsNodeModule(shadowing)
-
-
-def _outermost(folders: Iterable[Path]) -> tuple[Path, ...]:
-    kept: list[Path] = []
-    for folder in sorted(set(folders), key=lambda f: len(f.parts)):
-        if not any(folder.is_relative_to(outer) for outer in kept):
-            kept.append(folder)
-    return tuple(kept)
-
-
-def _scandir(folder: Path) -> list[os.DirEntry[str]]:
-    try:
-        with os.scandir(folder) as entries:
-            return list(entries)
-    except FileNotFoundError as e:  # vanished mid-walk: not part of this snapshot
-        logger.debug("cannot list %s: %s", folder, e)
-        return []
-    except OSError as e:  # a folder of the project left out in silence would surprise
-        raise BadFile(folder, e.strerror or str(e)) from None
 
 
 def _importable(name: str) -> bool:

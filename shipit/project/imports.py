@@ -22,6 +22,7 @@ _IMPORT_LINE = re.compile(
     rb"^[ \t]*(?:import[ \t]+([^\n#;]+)|from[ \t]+([A-Za-z_][\w.]*)[ \t]+import\b)", re.M
 )
 _NAME = re.compile(r"[A-Za-z_]\w*")
+_ANY_IMPORT_LINE = re.compile(rb"^[ \t]*(?:import[ \t]|from[ \t]+[\w.]+[ \t]+import\b)", re.M)
 # Names imported by each content seen, by its digest: discovery and the version check read
 # the same files in one sync, and a watch reads them again and again.
 _seen: dict[bytes, frozenset[str]] = {}
@@ -123,3 +124,21 @@ def distributions_for(
         for name in sorted(wanted)
         if name in provided
     }
+
+
+def imports_module(source: bytes, module: str) -> bool:
+    """Whether ``source`` may import the module whose last name is ``module`` (``_version``):
+    ``from ._version import v``, ``from . import _version``, ``import pkg._version``. A text
+    scan that errs towards yes.
+
+    >>> imports_module(b"from ._version import version", "_version")
+    True
+    >>> imports_module(b"version = '1'", "_version")
+    False
+    """
+    word = re.compile(rb"(?<![\w])" + re.escape(module.encode()) + rb"(?![\w])")
+    for match in _ANY_IMPORT_LINE.finditer(source):
+        end = source.find(b"\n", match.start())
+        if word.search(source, match.start(), len(source) if end < 0 else end):
+            return True
+    return False

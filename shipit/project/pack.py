@@ -11,19 +11,19 @@ import contextlib
 import hashlib
 import io
 import logging
-import os
 import time
 import zipfile
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import BadFile, StaleFile
+from ..errors import StaleFile
 from ..report import SyntaxProblem
 from ..text import shown_path
 from .discover import Unit
 from .imports import names_in
+from .reading import read_counted, read_settled
 from .rules import PRIVATE_KEY, holds_private_key
 from .syntax import compile_all
 from .syntaxcache import SyntaxCache
@@ -61,6 +61,7 @@ def digest_on_disk(unit: Unit) -> str:
             data = (unit.root / rel).read_bytes()
             if not holds_private_key(data):  # never shipped: not part of what nodes hold
                 manifest[rel] = file_digest(data)
+    manifest.update((rel, file_digest(data)) for rel, data in unit.generated)
     return unit_digest(unit.name, manifest)
 
 
@@ -79,6 +80,7 @@ class Pack:
     digest: str
     manifest: Mapping[str, str]
     file_sizes: Mapping[str, int]
+    generated: Mapping[str, bytes] = field(default_factory=dict)  # files not on disk
 
     @property
     def size(self) -> int:
@@ -90,6 +92,8 @@ class Pack:
 
     def read(self, path: str) -> bytes:
         """The bytes of one file, checked against the manifest."""
+        if path in self.generated:
+            return self.generated[path]
         try:
             data, _ = read_settled(self.root / path)
         except FileNotFoundError:
@@ -127,43 +131,6 @@ class WholeFiles(Protocol):
     def is_whole(
         self, path: str, status: tuple[int, int, int], reads_before: int
     ) -> bool | None: ...
-
-
-def read_settled(path: Path, attempts: int = 5) -> tuple[bytes, tuple[int, int, int]]:
-    """A file's bytes, read while it did not change, and its (size, mtime, inode) then.
-
-    A file an editor or a script is writing can be read half-written. Compare its status
-    before and after the read, on the open file and at the path (a save by rename swaps the
-    file), and read again until they agree. Raises :class:`StaleFile` when it never settles
-    and :class:`BadFile` when it cannot be read at all.
-    """
-    data, key, _ = _read_settled(path, attempts)
-    return data, key
-
-
-def _read_settled(path: Path, attempts: int) -> tuple[bytes, tuple[int, int, int], int]:
-    """``read_settled``, and how many times the file was opened."""
-    for attempt in range(attempts):
-        try:
-            with open(path, "rb") as f:
-                before = os.fstat(f.fileno())
-                data = f.read()
-                after = os.fstat(f.fileno())
-            at_path = os.stat(path)
-        except FileNotFoundError:
-            raise
-        except OSError as e:
-            raise BadFile(path, e.strerror or str(e)) from None
-        key = _stat_key(after)
-        if _stat_key(before) == key == _stat_key(at_path) and len(data) == after.st_size:
-            return data, key, attempt + 1
-        logger.debug("%s changed while it was read; reading it again", path)
-        time.sleep(0.01 * 2**attempt)
-    raise StaleFile(path)
-
-
-def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def _moved_since(fresh: Mapping[Path, tuple[tuple[int, int, int], str]]) -> list[Path]:
@@ -286,6 +253,8 @@ class Packer:
                     if data is None:
                         data = self._sources.get(entry.digest) or path.read_bytes()
                     to_compile[entry.digest] = (shown_path(path), data)
+            for rel, data in unit.generated:
+                manifest[rel], file_sizes[rel] = file_digest(data), len(data)
         self._check_syntax(to_compile)
         self._sources.clear()
         self.held_back = held_back
@@ -310,6 +279,7 @@ class Packer:
                     digest=unit_digest(unit.name, manifest),
                     manifest=manifest,
                     file_sizes=sizes[unit.name],
+                    generated=dict(unit.generated),
                 )
             )
         return packs, problems
@@ -371,7 +341,7 @@ class Packer:
         hashed_at = time.time_ns()
         before = self._whole.reads_seen(str(path)) if self._whole is not None else 0
         try:
-            data, key, reads = _read_settled(path, 5)
+            data, key, reads = read_counted(path, 5)
         except FileNotFoundError:
             return None, None
         self._read[path] = (key, before + reads - 1)

@@ -32,6 +32,8 @@ class Plan:
     imports: frozenset[str] | None = None
     # Files inside the units that never ship, and why: a secret's name, a private key inside.
     held_back: tuple[tuple[Path, str], ...] = ()
+    # Files shipped though .gitignore lists them, and why: the code imports them.
+    readmitted: tuple[tuple[Path, str], ...] = ()
 
 
 def plan(path: str | Path = ".", packer: Packer | None = None) -> Plan:
@@ -61,6 +63,7 @@ def plan_of(config: Config, packer: Packer | None = None) -> Plan:
         units=tuple(units),
         imports=packer.imports_of(packs) | packer.imported_names(unpacked),
         held_back=tuple(sorted({**project.held_back(), **packer.held_back}.items())),
+        readmitted=tuple(sorted(project.shipped_though_ignored().items())),
     )
 
 

@@ -75,6 +75,8 @@ def certificates_only(path: Path) -> str | None:
     if holds_private_key(data):
         return PRIVATE_KEY
     return None if _CERTIFICATE.search(data) else SECRET_NAME
+
+
 _JUNK = GitIgnoreSpec.from_lines(JUNK_PATTERNS)
 
 
@@ -93,6 +95,9 @@ class Rules:
         self._layout = GitIgnoreSpec.from_lines(_layout_lines(prefixes))
         # Files of units held back by name: project-relative path -> why.
         self.held_back: dict[str, str] = {}
+        # .py files in entered folders that only .gitignore leaves out (setuptools-scm's
+        # _version.py): shipped after all when the unit's code imports them.
+        self.git_ignored_modules: set[str] = set()
         self._logged: set[str] = set()
         self.reload()
 
@@ -151,6 +156,13 @@ class Rules:
             return True
         if is_dir and os.path.isfile(self._root / rel / "pyvenv.cfg"):
             return True
+        if self._git_ignored(rel, key, parent):
+            if not is_dir and rel.endswith(".py"):  # generated code the package may import
+                self.git_ignored_modules.add(rel)
+            return True
+        return False
+
+    def _git_ignored(self, rel: str, key: str, parent: str) -> bool:
         # Git's precedence: .git/info/exclude, then each .gitignore from the root down; the
         # deepest with a matching pattern decides, and a negation ("!x") re-admits.
         verdict = _own_match(self._info_exclude, key, parent)

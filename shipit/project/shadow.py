@@ -14,9 +14,12 @@ import logging
 import sys
 from collections.abc import Iterable
 from importlib.metadata import Distribution, PackageNotFoundError, distribution
+from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+
+from ..errors import InsidePackage, ShadowsNodeModule
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +29,31 @@ _FLOOR = frozenset(
     ("dask", "distributed", "tornado", "cloudpickle", "msgpack", "toolz", "tlz", "zict",
      "tblib", "psutil", "yaml", "sortedcontainers", "partd", "locket", "fsspec")
 )  # fmt: skip
+
+
+def refuse_package_folder(root: Path) -> None:
+    """A project folder that holds ``__init__.py`` and no pyproject.toml is a package folder
+    (``rich/rich``): the project is the nearest folder above it that is not a package."""
+    if not (root / "__init__.py").is_file() or (root / "pyproject.toml").is_file():
+        return
+    outer = root.parent
+    while (outer / "__init__.py").is_file() and outer.parent != outer:
+        outer = outer.parent
+    for above in (outer, outer.parent):  # src/pkg: the project is the folder above src/
+        if any((above / name).is_file() for name in ("pyproject.toml", "setup.py", "setup.cfg")):
+            outer = above
+            break
+    raise InsidePackage(root, outer)
+
+
+def refuse_shadowing(units: Iterable[tuple[str, Path]]) -> None:
+    """Raise :class:`ShadowsNodeModule` for the (name, first file) pairs whose name a unit
+    may not take."""
+    shadowing = [
+        (name, str(path), what) for name, path in units if (what := what_it_replaces(name))
+    ]
+    if shadowing:
+        raise ShadowsNodeModule(shadowing)
 
 
 def what_it_replaces(name: str) -> str | None:
