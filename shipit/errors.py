@@ -12,6 +12,7 @@ their traceback.
     - NothingToShip
     - InsidePackage                    run from inside a package folder
     - ShadowsNodeModule                a unit named like the stdlib or Dask's stack
+    - CompiledUnit                     extension modules that would ship as source
     - TooLarge                         over max-unit-size: nothing was sent
     - NoSchedulerError
     - BadRequirement                   cannot become name==version
@@ -121,6 +122,26 @@ class ShadowsNodeModule(UsageError):
             f"{name} ({shown_path(path)}) would replace {what}" for name, path, what in self.units
         )
         super().__init__(f"refused, nothing was sent: {named} on every node")
+
+
+class CompiledUnit(UsageError):
+    """Units with compiled parts that would ship as source: nothing was sent. ``units`` holds
+    (name, origin, the compiled files and extension sources)."""
+
+    def __init__(self, units: Sequence[tuple[str, str, Sequence[str]]]) -> None:
+        self.units = tuple((name, origin, tuple(files)) for name, origin, files in units)
+        named = "; ".join(
+            f"{name} ({', '.join(files[:4])}{', …' if len(files) > 4 else ''})"
+            for name, _, files in self.units
+        )
+        sibling = next((o[9:] for _, o, _ in self.units if o.startswith("editable:")), None)
+        option = f'build-wheels = ["{sibling}"]' if sibling else "install-project = true"
+        super().__init__(
+            f"refused, nothing was sent: compiled parts in {named}; shipped as source they "
+            "would hide the compiled copy installed on the nodes",
+            tip=f"set [tool.shipit] {option} to build it into a wheel and install that on "
+            "nodes of this Python and platform, or leave the files out with exclude",
+        )
 
 
 class TooLarge(UsageError):

@@ -26,7 +26,7 @@ from .connection import open_client, scheduler_address
 from .errors import ConnectionFailed, NoSchedulerError, ShipitError, StaleFile
 from .local_cluster import EmbeddedCluster
 from .project.discover import Project, Unit
-from .project.limits import check_sizes
+from .project.limits import check_compiled, check_sizes
 from .project.pack import Packer
 from .report import SyncReport, SyntaxProblem
 from .shipper import AGENT, Shipper
@@ -219,6 +219,7 @@ class Watch:
                     None if batch.retry else self._watcher,
                 )
                 check_sizes(packs, self.config)  # too large: an error event, nothing sent
+                check_compiled(packs, self.config)
                 self._report_problems(problems)
                 if kind == "shipped" and self.shipper.is_current(packs, problems):
                     return  # saved without a change of content: nothing to send

@@ -101,6 +101,22 @@ PROJECTS = {
         "out = [repr(P()), importlib.metadata.version('attrs')]",
     ),
 }  # fmt: skip
+# Only compared with their wheels (--compare): a spread of backends and layouts.
+LAYOUTS = {
+    "requests": "requests==2.32.4",  # setuptools, src/
+    "idna": "idna==3.10",  # flit
+    "six": "six==1.17.0",  # one module
+    "tomli": "tomli==2.2.1",  # flit, src/
+    "iniconfig": "iniconfig==2.1.0",  # hatch-vcs: a generated _version.py
+    "platformdirs": "platformdirs==4.3.8",  # hatch, src/
+    "typing-extensions": "typing_extensions==4.14.1",  # flit, one module in src/
+    "pyparsing": "pyparsing==3.2.3",  # flit
+    "markdown-it-py": "markdown-it-py==3.0.0",  # flit, package data
+    "pluggy": "pluggy==1.6.0",  # setuptools-scm, src/
+    "google-auth": "google-auth==2.40.3",  # namespace package google/
+    "click": "click==8.2.1",  # part of Dask's stack: refused
+    "jinja2": "jinja2==3.1.6",  # part of Dask's stack: refused
+}
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -189,7 +205,8 @@ def shipped_files(dry: dict[str, Any]) -> set[str]:
     files: set[str] = set()
     for unit in dry["units"]:
         for path in unit.get("files", []):
-            files.add(path)
+            if not _aside(path):
+                files.add(path)
     return files
 
 
@@ -395,14 +412,55 @@ def try_project(name: str, real: Real, work: Path) -> Outcome:
     return outcome
 
 
+def compare(name: str, requirement: str, work: Path) -> tuple[str, int, int, list[str], list[str]]:
+    """The dry run against the project's own wheel: (status, wheel files, shipped files,
+    not shipped, shipped beyond the wheel), tests and metadata aside."""
+    project = unpack(sdist(Real(requirement, "", "")), work / "src")
+    dry = run([sys.executable, "-m", "shipit", "sync", "--dry-run", "--json", "--no-install"],
+              cwd=project)  # fmt: skip
+    wheel = wheel_files(project, Path(sys.executable), work / "wheel")
+    if dry.returncode not in (0, 1):
+        return (dry.stderr.strip().splitlines() or ["?"])[0][:150], len(wheel), 0, [], []
+    shipped = shipped_files(json.loads(dry.stdout))
+    return "ok", len(wheel), len(shipped), sorted(wheel - shipped), sorted(shipped - wheel)
+
+
+def main_compare(names: list[str], base: Path) -> int:
+    every = {**{n: r.requirement for n, r in PROJECTS.items()}, **LAYOUTS}
+    rows = []
+    for name in names or list(every):
+        work = base / name
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        try:
+            rows.append((name, *compare(name, every[name], work)))
+        except Exception as e:
+            rows.append((name, f"{type(e).__name__}: {e}"[:90], 0, 0, [], []))
+        status, wheel, shipped, missing, extra = rows[-1][1:]
+        print(f"{name:<18} {status:<6} wheel {wheel:>5}  shipit {shipped:>5}  "
+              f"not shipped {len(missing)} {missing[:4]}  "
+              f"beyond the wheel {len(extra)} {extra[:4]}", flush=True)  # fmt: skip
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", choices=[[], *PROJECTS], default=[])
+    parser.add_argument("names", nargs="*", choices=[[], *PROJECTS, *LAYOUTS], default=[])
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    parser.add_argument(
+        "--compare", action="store_true",
+        help="only compare each dry run with the project's own wheel (no cluster)",
+    )  # fmt: skip
     args = parser.parse_args()
     names = args.names or list(PROJECTS)
     base = args.keep or Path(tempfile.mkdtemp(prefix="shipit-real-"))
     base.mkdir(parents=True, exist_ok=True)
+    if args.compare:
+        try:
+            return main_compare(args.names, base)
+        finally:
+            if not args.keep:
+                shutil.rmtree(base, ignore_errors=True)
     outcomes = []
     try:
         for name in names:

@@ -14,11 +14,14 @@ CERTIFICATE = """-----BEGIN CERTIFICATE-----
 MIIBszCCAVmgAwIBAgIUR3Nvbm1lIHB1YmxpYyBjZXJ0aWZpY2F0ZTAKBggqhkjO
 -----END CERTIFICATE-----
 """
+BODY = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n"
 PRIVATE_KEYS = {
-    "rsa": "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----\n",
-    "pkcs8": "-----BEGIN PRIVATE KEY-----\nMIIEvQ\n-----END PRIVATE KEY-----\n",
-    "encrypted": "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIF\n-----END ENCRYPTED PRIVATE KEY",
-    "openssh": "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----\n",
+    "rsa": f"-----BEGIN RSA PRIVATE KEY-----\n{BODY}-----END RSA PRIVATE KEY-----\n",
+    "pkcs8": f"-----BEGIN PRIVATE KEY-----\n{BODY}-----END PRIVATE KEY-----\n",
+    "encrypted": f"-----BEGIN ENCRYPTED PRIVATE KEY-----\n{BODY}-----END ENCRYPTED PRIVATE KEY",
+    "legacy-encrypted": "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"
+    f"DEK-Info: AES-128-CBC,3F17F5316E2BAC89\n\n{BODY}-----END RSA PRIVATE KEY-----\n",
+    "openssh": f"-----BEGIN OPENSSH PRIVATE KEY-----\n{BODY}-----END OPENSSH PRIVATE KEY-----\n",
     "putty": "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\n",
 }
 
@@ -73,3 +76,16 @@ def test_a_held_back_key_does_not_make_the_nodes_look_behind(project: Project) -
     units = {u.name: u for u in discover(shipit.config.load_config(project.root))}
     (pack,) = [p for p in plan(project.root).packs if p.name == project.name]
     assert digest_on_disk(units[project.name]) == pack.digest
+
+
+def test_code_that_names_the_key_markers_ships(project: Project) -> None:
+    # google-auth's parsers: the markers as constants, no key
+    project.write(
+        "{pkg}/crypt.py",
+        """
+        _PKCS1_MARKER = ("-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----")
+        _PKCS8_MARKER = ("-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----")
+        """,
+    )
+    assert f"{project.name}/crypt.py" in _files(project)
+    assert plan(project.root).held_back == ()

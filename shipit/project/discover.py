@@ -21,7 +21,7 @@ from ..config import Config, load_config
 from ..errors import ConfigError, UsageError
 from .entries import shippable
 from .imports import imported_names, imports_module
-from .layout import layout
+from .layout import is_namespace, layout, version_files
 from .metadata import carrier, dist_info
 from .reading import outermost, scandir
 from .rules import Rules, is_secret, join
@@ -271,13 +271,14 @@ class Project:
         sources = {
             f: (self.root / head.prefix / f).read_bytes() for f in files if f.endswith(".py")
         }
-        added = []
+        written, added = version_files(self._pyproject), []
         for rel in ignored:
             module = rel.rpartition("/")[2][:-3]
             importer = next((f for f, src in sources.items() if imports_module(src, module)), None)
-            if importer is not None:
+            if importer is not None or rel in written:
                 added.append(head.inside(rel))
-                self.readmitted[self.root / rel] = f".gitignore lists it; {importer} imports it"
+                why = f"{importer} imports it" if importer else "the build writes it into the wheel"
+                self.readmitted[self.root / rel] = f".gitignore lists it; {why}"
         return tuple(sorted((*files, *added)))
 
     def _package_files(self, head: _Head) -> tuple[str, ...]:
@@ -306,6 +307,7 @@ class Project:
                 os.path.isfile(self.root / rel / "__init__.py")
                 or rel in self._named_packages
                 or self._rules.includes(rel + "/")
+                or is_namespace(self.root / rel, rel in self._prefixes, self._rules.enters, rel)
             )
         )
 

@@ -7,7 +7,8 @@ inside the project are skipped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -67,3 +68,52 @@ def _table(table: object, key: str) -> Mapping[str, Any]:
 
 def _strings(value: object) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def version_files(pyproject: Mapping[str, Any]) -> frozenset[str]:
+    """The version files a build backend writes into the package (project-relative POSIX):
+    setuptools-scm's ``version_file`` / ``write_to``, hatch-vcs's ``version-file``, PDM's
+    ``write_to``. Git ignores them; the wheel holds them.
+
+    >>> sorted(version_files({"tool": {"hatch": {"build": {"hooks": {"vcs": {
+    ...     "version-file": "src/pkg/_version.py"}}}}}}))
+    ['src/pkg/_version.py']
+    """
+    tool = pyproject.get("tool", {})
+    found = [
+        _get(tool, "setuptools_scm", "version_file"), _get(tool, "setuptools_scm", "write_to"),
+        _get(tool, "hatch", "build", "hooks", "vcs", "version-file"),
+        _get(tool, "hatch", "build", "targets", "wheel", "hooks", "vcs", "version-file"),
+        _get(tool, "pdm", "version", "write_to"),
+    ]  # fmt: skip
+    return frozenset(f.strip("/").replace("\\", "/") for f in found if isinstance(f, str) and f)
+
+
+def _get(table: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(table, Mapping):
+            return None
+        table = table.get(key)
+    return table
+
+
+def is_namespace(
+    folder: Path, is_source_root: bool, enters: Callable[[str], bool], rel: str
+) -> bool:
+    """Whether ``folder`` (``rel`` in the project) is a PEP 420 namespace package, as
+    ``google/`` of google-auth: not a source root or a project of its own, no module of its
+    own, and a package inside that the walk enters."""
+    if is_source_root:
+        return False
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return False
+    names = {e.name for e in entries}
+    if names & {"pyproject.toml", "setup.py", "setup.cfg"} or any(n.endswith(".py") for n in names):
+        return False
+    return any(
+        e.is_dir(follow_symlinks=False) and os.path.isfile(os.path.join(e.path, "__init__.py"))
+        and enters(f"{rel}/{e.name}")
+        for e in entries
+    )  # fmt: skip

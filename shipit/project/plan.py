@@ -13,7 +13,7 @@ from ..config import Config, load_config
 from ..errors import NothingToShip
 from ..report import SyntaxProblem
 from .discover import Project, Unit
-from .limits import check_sizes
+from .limits import check_compiled, check_sizes
 from .pack import Pack, Packer
 
 
@@ -56,6 +56,7 @@ def plan_of(config: Config, packer: Packer | None = None) -> Plan:
     packs, problems = packer.pack(units)
     unpacked = [unit for unit in units if unit.name in {p.unit for p in problems}]
     check_sizes(packs, config)
+    check_compiled(packs, config)
     return Plan(
         config=config,
         packs=tuple(packs),

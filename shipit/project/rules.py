@@ -53,15 +53,25 @@ _SECRETS = GitIgnoreSpec.from_lines(SECRET_PATTERNS)
 _CERTIFICATE_NAMES = GitIgnoreSpec.from_lines(CERTIFICATE_PATTERNS)
 SECRET_NAME = "named like a secret"
 PRIVATE_KEY = "holds a private key"
-# A private key, in whatever file: PEM and PKCS#8 blocks (RSA, EC, DSA, ENCRYPTED, OPENSSH),
-# PuTTY key files. Certificates alone ("BEGIN CERTIFICATE") are public.
-_PRIVATE_KEY = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----|PuTTY-User-Key-File-\d")
+# A private key, in whatever file: a PEM or PKCS#8 block (RSA, EC, DSA, ENCRYPTED, OPENSSH)
+# with its base64 body, a PuTTY key file. Code that only names the markers (a parser's
+# "-----BEGIN RSA PRIVATE KEY-----" constant) holds no key; certificates alone are public.
+_PRIVATE_KEY = re.compile(
+    rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[ \t]*\r?\n"
+    rb"(?:[\w-]+:[^\n]*\r?\n|[ \t]*\r?\n)*"  # RFC 1421 headers (Proc-Type: 4,ENCRYPTED)
+    rb"[ \t]*[A-Za-z0-9+/=]{40,}"
+    rb"|^PuTTY-User-Key-File-\d+: ",
+    re.M,
+)
 _CERTIFICATE = re.compile(rb"-----BEGIN (?:TRUSTED |X509 )?CERTIFICATE-----")
 
 
 def holds_private_key(data: bytes) -> bool:
-    """>>> holds_private_key(b"-----BEGIN OPENSSH PRIVATE KEY-----"), holds_private_key(b"x")
-    (True, False)
+    r""">>> body = b"b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtz\n"
+    >>> holds_private_key(b"-----BEGIN OPENSSH PRIVATE KEY-----\n" + body)
+    True
+    >>> holds_private_key(b'MARKER = "-----BEGIN RSA PRIVATE KEY-----"\n')
+    False
     """
     return _PRIVATE_KEY.search(data) is not None
 

@@ -1,0 +1,42 @@
+"""PEP 420 namespace packages ship (issue 12), as ``google/auth`` of google-auth: a folder
+with no ``__init__.py`` and no module of its own that holds packages."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+import shipit
+from shipit.project.plan import plan
+
+from .helpers import Cluster, Project
+
+
+def _namespace_project(project: Project) -> str:
+    ns = f"ns_{uuid.uuid4().hex[:6]}"
+    project.write(f"src/{ns}/auth/__init__.py", "from .creds import token\n")
+    project.write(f"src/{ns}/auth/creds.py", "def token():\n    return 'tok'\n")
+    project.write(f"src/{ns}/oauth2/__init__.py", "")
+    project.write("scripts/release.py", "print('not a package')\n")  # modules: not a namespace
+    return ns
+
+
+def test_a_namespace_package_is_a_unit(project: Project) -> None:
+    ns = _namespace_project(project)
+    units = {p.name: set(p.files) for p in plan(project.root).packs}
+    assert units[ns] == {
+        f"{ns}/auth/__init__.py",
+        f"{ns}/auth/creds.py",
+        f"{ns}/oauth2/__init__.py",
+    }
+    assert "scripts" not in units and "src" not in units
+
+
+@pytest.mark.cluster
+def test_workers_import_a_shipped_namespace_package(cluster: Cluster, project: Project) -> None:
+    ns = _namespace_project(project)
+    assert shipit.sync(cluster.client, project.root).ok
+    probe = project.module("{pkg}.probe")
+    got = cluster.on_every_worker(probe.read, f"{ns}.auth.creds", "__name__")
+    assert got == [f"{ns}.auth.creds"] * (4 * len(cluster.workers))
