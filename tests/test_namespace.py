@@ -40,3 +40,20 @@ def test_workers_import_a_shipped_namespace_package(cluster: Cluster, project: P
     probe = project.module("{pkg}.probe")
     got = cluster.on_every_worker(probe.read, f"{ns}.auth.creds", "__name__")
     assert got == [f"{ns}.auth.creds"] * (4 * len(cluster.workers))
+
+
+@pytest.mark.parametrize(
+    "pyproject",
+    [
+        '[build-system]\nbuild-backend = "flit_core.buildapi"\n[project]\nname = "{pkg}"\n',
+        '[tool.setuptools]\npackages = ["{pkg}"]\n',
+        '[tool.hatch.build.targets.wheel]\npackages = ["{pkg}"]\n',
+        '[tool.poetry]\npackages = [{{include = "{pkg}"}}]\n',
+    ],
+    ids=["flit", "setuptools", "hatch", "poetry"],
+)
+def test_the_builds_own_list_of_what_it_ships_wins(project: Project, pyproject: str) -> None:
+    # typing_extensions' src/_typed_dict_test_helper.py, simplejson's conf.py: beside the
+    # package, not in the wheel
+    project.write("pyproject.toml", pyproject)
+    assert [p.name for p in plan(project.root).packs] == [project.name]

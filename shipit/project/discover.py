@@ -21,7 +21,7 @@ from ..config import Config, load_config
 from ..errors import ConfigError, UsageError
 from .entries import shippable
 from .imports import imported_names, imports_module
-from .layout import is_namespace, layout, version_files
+from .layout import declared_units, is_namespace, layout, version_files
 from .metadata import carrier, dist_info
 from .reading import outermost, scandir
 from .rules import Rules, is_secret, join
@@ -93,6 +93,7 @@ class Project:
         if find_editable:  # the folder the user ran shipit in (an editable install is not)
             refuse_package_folder(self.root)
         self._prefixes, self._named_packages = layout(self.root, config.pyproject)
+        self._declared = declared_units(config.pyproject)  # the build's own list, if it has one
         self.source_roots = tuple(self.root / prefix for prefix in self._prefixes)
         # Deepest first, so src/pkg/x.py is looked up in src/ before the project root.
         self._folders_deepest_first = sorted(
@@ -260,6 +261,11 @@ class Project:
             else:
                 logger.debug("%s left out: none of its files ship", head.rel)
         self._known_packages = frozenset(head.rel for head in heads if head.is_package)
+        if self._declared is not None:  # the build lists what it ships: that wins
+            kept = [u for u in units if u.name in self._declared or self._rules.includes(u.name)]
+            for unit in set(units) - set(kept):
+                logger.info("%s left out: the build does not ship it", unit.name)
+            units = kept
         return units
 
     def _with_imported_ignored(self, head: _Head, files: tuple[str, ...]) -> tuple[str, ...]:

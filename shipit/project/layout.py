@@ -52,6 +52,37 @@ def _declared_layout(pyproject: Mapping[str, Any]) -> tuple[list[str], list[str]
     return roots, packages
 
 
+def declared_units(pyproject: Mapping[str, Any]) -> frozenset[str] | None:
+    """The top-level names the build ships, when it lists them and nothing else: flit's one
+    module, setuptools' ``packages`` list and ``py-modules``, hatch's and poetry's
+    ``packages``. None when the build finds its packages itself (``find``, the defaults).
+
+    >>> sorted(declared_units({"build-system": {"build-backend": "flit_core.buildapi"},
+    ...                        "project": {"name": "typing-extensions"}}))
+    ['typing_extensions']
+    """
+    tool = _table(pyproject, "tool")
+    backend = _table(pyproject, "build-system").get("build-backend")
+    if isinstance(backend, str) and backend.startswith("flit_core"):
+        module = _table(_table(tool, "flit"), "module").get("name")
+        name = module if isinstance(module, str) else _table(pyproject, "project").get("name")
+        return frozenset([name.replace("-", "_").split(".")[0]]) if isinstance(name, str) else None
+    setuptools = _table(tool, "setuptools")
+    listed = setuptools.get("packages")
+    if isinstance(listed, list) or isinstance(setuptools.get("py-modules"), list):
+        names = _strings(listed) + _strings(setuptools.get("py-modules"))
+        return frozenset(n.split(".")[0] for n in names)
+    hatch_build = _table(_table(tool, "hatch"), "build")
+    hatch = _strings(_table(_table(hatch_build, "targets"), "wheel").get("packages"))
+    hatch += _strings(hatch_build.get("packages"))
+    poetry = [e.get("include") for e in _table(tool, "poetry").get("packages") or []
+              if isinstance(e, Mapping)]  # fmt: skip
+    named = hatch + [p for p in poetry if isinstance(p, str)]
+    if not named or any(set("*?[") & set(p) for p in named):
+        return None
+    return frozenset(PurePosixPath(p).name.removesuffix(".py") for p in named)
+
+
 def _existing_folder(root: Path, declared: str) -> str | None:
     folder = (root / declared).resolve()
     if folder.is_dir() and folder.is_relative_to(root):
