@@ -286,3 +286,30 @@ def test_a_sync_makes_the_guard_check_again(local_cluster: Cluster, project: Pro
             "ok",
             f"2 workers: {code.client}",
         )
+
+
+def test_a_declared_dependency_installed_nowhere_is_named(
+    inproc_cluster: Cluster, project: Project
+) -> None:
+    project.write(
+        "pyproject.toml",
+        '[project]\nname = "montecarlo-lab"\nversion = "1"\ndependencies = ["nowhere-dist>=1"]\n',
+    )
+    report = shipit.check(inproc_cluster.client, project.root)
+    (row,) = [r for r in report.rows if r.package == "nowhere-dist"]
+    assert (row.severity, row.client) == ("warning", "missing")
+    assert row.suggestion.startswith("required by montecarlo-lab, installed nowhere")
+    assert report.ok  # a warning: nothing on the cluster can be fixed by a sync
+
+
+def test_sync_names_a_declared_dependency_installed_nowhere(
+    inproc_cluster: Cluster, project: Project
+) -> None:
+    project.write(
+        "pyproject.toml",
+        '[project]\nname = "montecarlo-lab"\nversion = "1"\ndependencies = ["nowhere-dist"]\n',
+    )
+    report = shipit.sync(inproc_cluster.client, project.root)
+    assert report.ok, report
+    assert report.install is not None
+    assert [s for s in report.install.skipped if s.startswith("nowhere-dist: required by")]

@@ -29,7 +29,7 @@ from ..connection import connect
 from ..errors import BuildFailed, DownloadFailed, InstallFailed
 from ..node import pip as installer
 from ..parity import check as parity
-from ..report import EnvironmentInstall, InstallReport
+from ..report import EnvironmentInstall, InstallReport, ParityReport
 from .requirements import SCHEDULER, Group, group, needs
 from .restarts import needed, only_restarts, restart_stale
 from .wheels import (
@@ -111,6 +111,8 @@ class Installer:
             need = needs(before.rows, check.wanted, local)
             groups, unknown = ([], []) if not need.by_node else group(need.by_node, self._envs())
             skipped = (*self.skipped, *need.skipped)
+            if dry_run:
+                skipped = (*skipped, *_installed_nowhere(before))
             lost = [_failed_node(n, need.by_node[n]) for n in unknown]
             if dry_run:
                 answer = {
@@ -131,6 +133,7 @@ class Installer:
         if any(r.status == "restarted" for r in restarts):
             after = check.report(self.client, self.timeout)
         remaining = tuple(r for r in after.errors if not only_restarts(r, check.wanted))
+        skipped = (*skipped, *_installed_nowhere(after))
         seconds = time.perf_counter() - started
         return InstallReport(runs, restarts, skipped, remaining, seconds=seconds)
 
@@ -246,3 +249,13 @@ def _failed_node(node: str, requirements: Sequence[str]) -> EnvironmentInstall:
         host="?", prefix="?", nodes=(node,), ran_on=node, requirements=tuple(requirements),
         status="failed", error="its environment did not answer; is the node busy or gone?",
     )  # fmt: skip
+
+
+def _installed_nowhere(report: ParityReport) -> list[str]:
+    """Distributions the project requires that nothing has, the client included: named, not
+    failed (no node can get the client's version of them)."""
+    return [
+        f"{r.package}: {r.suggestion}"
+        for r in report.rows
+        if r.severity == "warning" and r.client == "missing"
+    ]

@@ -83,6 +83,10 @@ class Parity:
         units = Project(self.config).units() if plan is None else plan.units
         imports = None if plan is None else plan.imports
         self.wanted = wanted_distributions(self.config, units, imports)
+        project = self.config.pyproject.get("project", {})
+        name = project.get("name") if isinstance(project, dict) else None
+        by = name if isinstance(name, str) else self.config.root.name
+        self.declared = {str(canonicalize_name(d)): by for d in _declared(self.config.pyproject)}
         packed = {} if plan is None else {pack.name: pack.digest for pack in plan.packs}
         self.digests = {unit.name: packed.get(unit.name) or digest_on_disk(unit) for unit in units}
         self.severity: dict[str, str] = {
@@ -95,7 +99,9 @@ class Parity:
         names = list(self.wanted)
         local = {**nodeinfo.probe(names), "units": self.digests}
         scheduler, workers = _probe_cluster(client, names, timeout)
-        rows = compare(local, scheduler, workers, self.wanted, severity=self.severity)
+        rows = compare(
+            local, scheduler, workers, self.wanted, severity=self.severity, declared=self.declared
+        )
         return ParityReport(
             rows=rows,
             scheduler=str(getattr(client.scheduler, "address", "")),

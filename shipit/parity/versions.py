@@ -28,12 +28,15 @@ def compare(
     wanted: Mapping[str, bool],
     *,
     severity: Mapping[str, str] | None = None,
+    declared: Mapping[str, str] | None = None,
 ) -> tuple[VersionRow, ...]:
     """Rows for Python, the platform, each wanted distribution and each shipped unit.
 
     ``wanted`` maps a distribution's canonical name to True when every node must have it,
     False when only its version must agree where present (numpy, pandas, lz4).
-    ``severity`` overrides the level of a row that differs, by row name.
+    ``severity`` overrides the level of a row that differs, by row name. ``declared`` maps
+    the distributions the project requires to the project's name: one installed nowhere, not
+    even on the client, is a warning row (nothing can install it at the client's version).
 
     Example::
 
@@ -44,7 +47,7 @@ def compare(
     nodes = _Nodes(client, scheduler, workers)
     rows = [_python_row(nodes), _platform_row(nodes), *_probe_rows(scheduler, workers)]
     for name, required in wanted.items():
-        rows += _package_row(name, required, nodes)
+        rows += _package_row(name, required, nodes, (declared or {}).get(name))
     rows += _code_rows(nodes)
     overrides = severity or {}
     return tuple(
@@ -133,10 +136,15 @@ def _probe_rows(scheduler: Facts, workers: Mapping[str, Facts]) -> list[VersionR
     ]
 
 
-def _package_row(name: str, required: bool, nodes: _Nodes) -> list[VersionRow]:
+def _package_row(
+    name: str, required: bool, nodes: _Nodes, required_by: str | None = None
+) -> list[VersionRow]:
     infos = {k: f.get("packages", {}).get(name) for k, f in nodes.facts.items()}
-    if not any(infos.values()):
-        return []  # installed nowhere: nothing to compare
+    if not any(infos.values()):  # installed nowhere: nothing to compare, unless declared
+        if required_by is None:
+            return []
+        hint = f"required by {required_by}, installed nowhere: pip install {name} here, then sync"
+        return [nodes.row(name, "package", dict.fromkeys(infos, "missing"), "warning", hint)]
     reference = (infos[nodes.CLIENT] or {}).get("version")
     install: list[str] = []
     restart: list[str] = []
