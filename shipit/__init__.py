@@ -49,7 +49,7 @@ from .report import (
 )
 from .run import RunReport, run
 from .status import ClusterStatus, NodeStatus, status
-from .sync import sync
+from .sync import forget, sync
 from .watch import Watch, WatchEvent, watch
 
 __all__ = [
@@ -92,6 +92,7 @@ __all__ = [
     "WorkerRestart",
     "check",
     "doctor",
+    "forget",
     "guard",
     "install",
     "plan",

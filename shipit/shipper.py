@@ -19,7 +19,7 @@ from distributed import Client
 
 from . import agent, events
 from .connection import is_loopback, warn_if_in_the_clear
-from .errors import PushRefused
+from .errors import PushRefused, UsageError
 from .node import plugins, protocol, worker
 from .project.pack import Pack
 from .report import NodeResult, SyncReport, SyntaxProblem, UnitResult
@@ -187,18 +187,51 @@ class Shipper:
             UnitResult(name=n, status="not shipped")
             for n in sorted({p.unit for p in problems if p.unit})
         ]
-        nodes = tuple(
-            NodeResult(address=a, role=r["role"], error=r.get("error") if not r["ok"] else None)
-            for a, r in sorted(
-                reply["nodes"].items(), key=lambda i: (i[1]["role"] != "scheduler", i[0])
-            )
-        )
         return SyncReport(
             units=tuple(sorted(results, key=lambda u: u.name)),
-            nodes=nodes,
+            nodes=_nodes(reply),
             problems=tuple(problems),
             seconds=time.perf_counter() - started,
             generation=reply["generation"],
+        )
+
+    def forget(self, names: Sequence[str]) -> SyncReport:
+        """Remove these units, of whichever project, from the scheduler and every node: each
+        project that holds one is sent its unit list without them (nothing else changes)."""
+        started = time.perf_counter()
+        state = self.agent_state()
+        held = state["units"] if state else {}
+        unknown = sorted(set(names) - held.keys())
+        if unknown:
+            holds = ", ".join(sorted(held)) or "no shipped unit"
+            raise UsageError(
+                f"no unit named {', '.join(unknown)} on the cluster", tip=f"it holds: {holds}"
+            )
+        self.install_agent()  # the same agent, or a newer one taking the state over
+        results: list[UnitResult] = []
+        nodes: dict[str, NodeResult] = {}
+        for project in sorted({held[n]["project"] for n in names}):
+            keep = [
+                {"name": n, "digest": u["digest"]}
+                for n, u in sorted(held.items())
+                if u["project"] == project and n not in names
+            ]
+            reply = self._call(
+                "shipit_push", wait=self.timeout * 1.5 + 10, project=project, units=keep,
+                payloads={}, timeout=self.timeout, python=protocol.this_python(),
+            )  # fmt: skip
+            if not isinstance(reply, dict) or reply.get("status") != "OK":
+                error = reply.get("error") if isinstance(reply, dict) else None
+                raise PushRefused(f"the scheduler refused to forget: {error or reply}")
+            results += [UnitResult(name=n, status="removed") for n in reply.get("removed", ())]
+            for node in _nodes(reply):  # a node that failed any of the removals failed
+                if node.error is not None or node.address not in nodes:
+                    nodes[node.address] = node
+        events.synced()
+        return SyncReport(
+            units=tuple(sorted(results, key=lambda u: u.name)),
+            nodes=tuple(nodes.values()),
+            seconds=time.perf_counter() - started,
         )
 
     def _message(
@@ -233,3 +266,13 @@ class Shipper:
         assert self.remote is not None
         have = set(self.remote.get(pack.name, {}).get("manifest", {}).values())
         return [rel for rel, digest in pack.manifest.items() if digest not in have]
+
+
+def _nodes(reply: dict[str, Any]) -> tuple[NodeResult, ...]:
+    """Each node's answer to a push, the scheduler first."""
+    return tuple(
+        NodeResult(address=a, role=r["role"], error=r.get("error") if not r["ok"] else None)
+        for a, r in sorted(
+            reply["nodes"].items(), key=lambda i: (i[1]["role"] != "scheduler", i[0])
+        )
+    )

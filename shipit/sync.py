@@ -11,7 +11,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +19,7 @@ from distributed import Client
 
 from .config import DEFAULT_TIMEOUT, Options, PipOverrides, load_config
 from .connection import connect
-from .errors import InstallFailed, NeverSettled, PackError, PushFailed, StaleFile
+from .errors import InstallFailed, NeverSettled, PackError, PushFailed, StaleFile, UsageError
 from .install.installer import Installer
 from .install.wheels import code_only
 from .project.plan import Plan, plan_of
@@ -136,3 +136,31 @@ def preview(
         report = Installer(c, options, the_plan).run(dry_run=True)
     packs, problems = code_only(the_plan)
     return dataclasses.replace(the_plan, packs=packs, problems=problems), report
+
+
+def forget(
+    client: Client | str | None = None,
+    names: Iterable[str] = (),
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    strict: bool = True,
+) -> SyncReport:
+    """Remove shipped units, of whichever project, from the scheduler and every node: tasks
+    there can no longer import them, and a later sync of their project ships them again.
+
+    With ``strict`` (the default) a node that did not take the removal raises
+    :class:`PushFailed`. A name the cluster does not hold is a :class:`UsageError`.
+
+    Example::
+
+        shipit.forget(client, ["oldlib"]).units
+        # (UnitResult(name='oldlib', status='removed', ...),)
+    """
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        raise UsageError("name the units to forget", tip="shipit status lists what nodes hold")
+    with connect(client, timeout) as c:
+        report = Shipper(c, Path.cwd()).forget(wanted)
+    if strict and not report.ok:
+        raise PushFailed(report.failures, report)
+    return report

@@ -17,6 +17,7 @@ from .. import shipper
 from ._common import Group
 from .check import check
 from .doctor import doctor
+from .forget import forget
 from .run import run
 from .status import status
 from .sync import sync
@@ -35,5 +36,5 @@ def main(verbose: int) -> None:
     shipper.no_user_code_here()  # an embedded cluster's scheduler here serves scripts elsewhere
 
 
-for command in (sync, watch, check, run, status, doctor):
+for command in (sync, watch, check, run, status, doctor, forget):
     main.add_command(command)
