@@ -25,7 +25,8 @@ from .node import probe as nodeinfo
 from .parity.versions import DASK_OPTIONAL, DASK_STACK
 from .project.discover import Project
 from .project.pack import digest_on_disk
-from .text import aligned
+from .shipper import Shipper
+from .text import aligned, size_text
 
 KEY_VERSIONS = ("dask", "distributed", "cloudpickle")
 
@@ -57,6 +58,9 @@ class ClusterStatus:
     local: dict[str, str]
     nodes: tuple[NodeStatus, ...]
     seconds: float = 0.0
+    # Every unit the scheduler holds, of any project: (name, project, files, bytes).
+    held: tuple[tuple[str, str, int, int], ...] = ()
+    held_bytes: int = 0  # what the scheduler keeps in memory for them
 
     @property
     def behind(self) -> tuple[NodeStatus, ...]:
@@ -77,6 +81,15 @@ class ClusterStatus:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "summary": self.summary}
+
+    def held_lines(self) -> list[str]:
+        """What the scheduler holds, unit by unit, with the project each came from."""
+        if not self.held:
+            return ["the scheduler holds no shipped code"]
+        rows = [("unit", "project", "files", "size")]
+        rows += [(n, p, str(f), size_text(b, binary=False)) for n, p, f, b in self.held]
+        held = size_text(self.held_bytes, binary=False)
+        return [*aligned(rows), f"the scheduler holds {len(self.held)} unit(s), {held}"]
 
     def lines(self) -> list[tuple[str, bool]]:
         """The table, one line per node after the client's: (text, whether it stands out)."""
@@ -137,6 +150,7 @@ def status(
         infos = ask(c, nodeinfo, nodeinfo.probe, names, timeout=timeout, workers=answered)
         infos.errors.update(described.errors)
         scheduler = str(getattr(c.scheduler, "address", ""))
+        state = Shipper(c, Path(path).resolve()).agent_state() or {}
     nodes = [_node(scheduler, "scheduler", infos.scheduler, {}, local, infos.errors)]
     for address in sorted(set(infos.workers) | set(infos.errors) - {scheduler}):
         facts = described.workers.get(address, {})
@@ -150,6 +164,16 @@ def status(
         local=local,
         nodes=tuple(nodes),
         seconds=time.perf_counter() - started,
+        held=tuple(
+            (
+                name,
+                str(u.get("project", "?")),
+                len(u.get("manifest", {})),
+                int(state.get("sizes", {}).get(name, 0)),
+            )
+            for name, u in sorted(state.get("units", {}).items())
+        ),
+        held_bytes=int(state.get("held_bytes", 0)),
     )
 
 

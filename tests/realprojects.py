@@ -64,6 +64,7 @@ class Real:
     requirement: str  # for pip download
     package: str  # the import package whose __init__.py the edit touches
     smoke: str  # statements run on the client and on workers; they set ``out``
+    config: str = ""  # appended to its pyproject.toml, as its user would after shipit's tip
 
 
 PROJECTS = {
@@ -93,6 +94,8 @@ PROJECTS = {
         "simplejson==3.20.1", "simplejson",
         "import simplejson\nout = [simplejson.dumps({'a': [1, 2.5]}),"
         " simplejson._import_c_make_encoder() is not None, simplejson.__version__]",
+        # shipit refuses its C speedups as source and names this option: built and installed
+        "\n[tool.shipit]\ninstall-project = true\n",
     ),
     "attrs": Real(
         "attrs==25.3.0", "attr",
@@ -243,6 +246,9 @@ def try_project(name: str, real: Real, work: Path) -> Outcome:
     outcome = Outcome(name)
     print(f"\n== {name} ({real.requirement})", flush=True)
     project = unpack(sdist(real), work / "src")
+    if real.config:
+        with open(project / "pyproject.toml", "a") as f:
+            f.write(real.config)
     python = client_venv(work / "client")
     installed = run([str(python), "-m", "pip", "install", "-q", "-e", str(project)])
     if installed.returncode:
@@ -326,7 +332,8 @@ def try_project(name: str, real: Real, work: Path) -> Outcome:
                 )
 
             # 4. an edit
-            init = project / Path(*real.package.split(".")) / "__init__.py"
+            inits = [p / real.package / "__init__.py" for p in (project, project / "src")]
+            init = next(p for p in inits if p.is_file())
             original = init.read_bytes()
             init.write_bytes(original + b"\nSHIPIT_REAL_EDIT = 'edited-1'\n")
             start = time.perf_counter()

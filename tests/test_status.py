@@ -10,7 +10,7 @@ import pytest
 
 import shipit
 
-from .helpers import Cluster, Project, free_port
+from .helpers import Cluster, Project, cli, free_port
 from .helpers import shipit as run_shipit
 
 pytestmark = pytest.mark.cluster  # every test here starts a cluster or a shipit process
@@ -51,6 +51,21 @@ def test_status_shows_every_node_current_then_behind_after_an_edit(
 
     shipit.sync(client, project.root, install=False)
     assert shipit.status(client, project.root).behind == ()
+
+
+def test_status_lists_what_the_scheduler_holds_and_from_which_project(
+    inproc_cluster: Cluster, project: Project
+) -> None:
+    shipit.sync(inproc_cluster.client, project.root, install=False)
+    report = shipit.status(inproc_cluster.client, project.root)
+    held = {name: (where, files) for name, where, files, _ in report.held}
+    assert held["helpers"] == (f"{platform.node()}:{project.root}", 1)
+    assert held[project.name][1] == 3
+    sizes = {name: size for name, _, _, size in report.held}
+    helpers_size = len((project.root / "helpers.py").read_bytes())
+    assert sizes["helpers"] == helpers_size and report.held_bytes >= sum(sizes.values()) - 1
+    shown = cli("status", str(project.root), "--scheduler", inproc_cluster.scheduler_address)
+    assert "the scheduler holds 2 unit(s)" in shown.stdout, shown
 
 
 @pytest.mark.parametrize("command", ["status", "doctor"])

@@ -29,4 +29,7 @@ def status(path: str, scheduler: str | None, timeout: float, as_json: bool) -> N
         return
     for line, stands_out in report.lines():
         click.secho(line, fg="red" if stands_out else None)
+    click.echo("")
+    for line in report.held_lines():
+        click.echo(line)
     click.secho(report.summary, fg="yellow" if report.behind else "green")

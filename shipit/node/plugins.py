@@ -143,11 +143,18 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
 
     def state(self) -> dict[str, Any]:
         s = self.state_
+        blobs = s["blobs"]
         return {
             "agent": self.agent,
             "epoch": s["epoch"],
             "generation": s["generation"],
             "units": s["units"],
+            # what the scheduler holds in memory: each unit's bytes, and all of them
+            "sizes": {
+                name: sum(len(blobs.get(d, b"")) for d in set(u["manifest"].values()))
+                for name, u in s["units"].items()
+            },
+            "held_bytes": sum(len(b) for b in blobs.values()),
         }
 
     def fetch(self, digests: list[str]) -> dict[str, bytes]:
