@@ -30,6 +30,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from ..config import Config, PipOptions, read_pyproject
 from ..errors import BuildFailed, ConfigError, DownloadFailed
 from ..node.pip import pip_error
+from ..project.metadata import installed_from
 
 if TYPE_CHECKING:
     from ..project.pack import Pack
@@ -62,8 +63,13 @@ def local_projects(config: Config) -> tuple[list[LocalProject], list[str]]:
     skipped: list[str] = []
     if config.install_project:
         name = _static(config.pyproject, "name")
+        if name is None and (here := installed_from(config.root)) is not None:
+            name = here.metadata["Name"]  # a setup.py project, installed with pip install -e
         if name is None:
-            raise ConfigError("install-project needs a [project] name in pyproject.toml")
+            raise ConfigError(
+                "install-project needs a [project] name in pyproject.toml",
+                tip="add one, or pip install -e the project here so that its name is known",
+            )
         own = _project(name, config.root, "install-project", config.pyproject)
         found[canonicalize_name(name)] = own
     for requirement in _path_dependencies(config, skipped):

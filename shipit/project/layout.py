@@ -1,11 +1,12 @@
 """Where a project keeps its code, as pyproject.toml declares it: source roots and package folders.
 
-Only the setuptools, hatch and poetry tables are read; folders named there that do not exist
-inside the project are skipped.
+The setuptools, hatch and poetry tables are read, and setup.cfg's source folders; folders
+named there that do not exist inside the project are skipped.
 """
 
 from __future__ import annotations
 
+import configparser
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -18,6 +19,7 @@ logger = logging.getLogger(__name__)
 def layout(root: Path, pyproject: Mapping[str, Any]) -> tuple[tuple[str, ...], frozenset[str]]:
     """Existing source roots and named package folders, project-relative ("" is the root)."""
     declared_roots, declared_packages = _declared_layout(pyproject)
+    declared_roots += _setup_cfg_roots(root / "setup.cfg")
     found = (_existing_folder(root, folder) for folder in declared_packages)
     packages = frozenset(folder for folder in found if folder is not None)
     parents = (folder.rpartition("/")[0] or "." for folder in packages)
@@ -81,6 +83,26 @@ def declared_units(pyproject: Mapping[str, Any]) -> frozenset[str] | None:
     if not named or any(set("*?[") & set(p) for p in named):
         return None
     return frozenset(PurePosixPath(p).name.removesuffix(".py") for p in named)
+
+
+def _setup_cfg_roots(path: Path) -> list[str]:
+    """Source folders ``setup.cfg`` names: ``[options] package_dir = =lib`` and
+    ``[options.packages.find] where``."""
+    if not path.is_file():
+        return []
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as e:
+        logger.debug("cannot read %s: %s", path, e)
+        return []
+    roots = []
+    for line in parser.get("options", "package_dir", fallback="").splitlines():
+        package, _, folder = line.partition("=")
+        if not package.strip() and folder.strip():
+            roots.append(folder.strip())
+    roots += parser.get("options.packages.find", "where", fallback="").split()
+    return roots
 
 
 def _existing_folder(root: Path, declared: str) -> str | None:

@@ -11,6 +11,7 @@ before any installed copy of the project.
 
 from __future__ import annotations
 
+import configparser
 import logging
 from collections.abc import Iterable, Mapping
 from importlib.metadata import Distribution
@@ -40,11 +41,13 @@ def dist_info(
     ['my_lib-1.2.dist-info/INSTALLER', 'my_lib-1.2.dist-info/METADATA']
     """
     installed = _installed(root, distributions, name)
+    meta_name: Any
+    version: Any
     if installed is not None:
         files = {f: text.encode() for f in _COPIED if (text := installed.read_text(f))}
         meta_name, version = installed.metadata["Name"], installed.version
     else:
-        table = pyproject.get("project", {})
+        table = pyproject.get("project", {}) or _setup_cfg_metadata(root / "setup.cfg")
         meta_name, version = table.get("name"), table.get("version")
         if not isinstance(meta_name, str) or not isinstance(version, str):
             if isinstance(meta_name, str):
@@ -73,6 +76,11 @@ def carrier(units_names: Iterable[str], distribution: str) -> str | None:
     return wanted if wanted in names else (names[0] if names else None)
 
 
+def installed_from(root: Path) -> Distribution | None:
+    """The distribution installed here in editable mode from the project at ``root``."""
+    return _installed(root, None, None)
+
+
 def _installed(
     root: Path, distributions: Iterable[Distribution] | None, name: str | None
 ) -> Distribution | None:
@@ -86,6 +94,28 @@ def _installed(
         elif editable_folder(dist) == root:
             return dist
     return None
+
+
+def _setup_cfg_metadata(path: Path) -> dict[str, Any]:
+    """``[metadata]`` of a declarative setuptools project, as a ``[project]`` table: its
+    name, a literal version, its summary and ``install_requires``."""
+    if not path.is_file():
+        return {}
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError):
+        return {}
+    version = parser.get("metadata", "version", fallback="")
+    table: dict[str, Any] = {
+        "name": parser.get("metadata", "name", fallback=None),
+        "description": parser.get("metadata", "description", fallback=None),
+        "dependencies": parser.get("options", "install_requires", fallback="").split("\n"),
+    }
+    if version and not version.startswith(("attr:", "file:")):
+        table["version"] = version
+    table["dependencies"] = [d.strip() for d in table["dependencies"] if d.strip()]
+    return {k: v for k, v in table.items() if v is not None}
 
 
 def _from_pyproject(table: Mapping[str, Any], name: str, version: str) -> dict[str, bytes]:

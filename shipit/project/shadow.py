@@ -60,7 +60,7 @@ def what_it_replaces(name: str) -> str | None:
     """What a unit of this name would replace on every node, or None when it may ship.
 
     >>> what_it_replaces("json"), what_it_replaces("tornado"), what_it_replaces("montecarlo")
-    ("the standard library's json", "tornado, which Dask needs", None)
+    ("the standard library's json", 'tornado, which Dask needs', None)
     """
     if name in sys.stdlib_module_names:
         return f"the standard library's {name}"
