@@ -88,12 +88,15 @@ class NothingToShip(UsageError):
 
     tip = "run shipit in your project's folder, or name folders with [tool.shipit] include"
 
-    def __init__(self, root: str | os.PathLike[str], source_roots: Sequence[str]) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], source_roots: Sequence[str], tip: str | None = None
+    ) -> None:
         self.root = os.fsdecode(root)
         where = " or ".join(source_roots)
         super().__init__(
             f"nothing to ship in {self.root}: no package (a folder with __init__.py) "
-            f"or module (a .py file) in {where}"
+            f"or module (a .py file) in {where}",
+            tip=tip,
         )
 
 

@@ -4,13 +4,14 @@ with no ``__init__.py`` and no module of its own that holds packages."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 
 import shipit
 from shipit.project.plan import plan
 
-from .helpers import Cluster, Project
+from .helpers import Cluster, Project, cli
 
 
 def _namespace_project(project: Project) -> str:
@@ -57,3 +58,19 @@ def test_the_builds_own_list_of_what_it_ships_wins(project: Project, pyproject: 
     # package, not in the wheel
     project.write("pyproject.toml", pyproject)
     assert [p.name for p in plan(project.root).packs] == [project.name]
+
+
+def test_nothing_to_ship_names_the_fix_for_a_folder_of_modules(tmp_path: Path) -> None:
+    (tmp_path / "analysis").mkdir()
+    (tmp_path / "analysis" / "fit.py").write_text("def f():\n    return 1\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_fit.py").write_text("")
+    result = cli("sync", "--dry-run", "--no-install", cwd=tmp_path)
+    assert result.returncode == 2
+    tip = (
+        "analysis/ holds modules but no __init__.py: add one, or ship it as a package with "
+        '[tool.shipit] include = ["analysis/"]'
+    )
+    assert tip in result.stderr.replace("\n", " "), result.stderr
+    (tmp_path / "pyproject.toml").write_text('[tool.shipit]\ninclude = ["analysis/"]\n')
+    assert [p.name for p in plan(tmp_path).packs] == ["analysis"]  # the tip works

@@ -9,7 +9,7 @@ from __future__ import annotations
 import configparser
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -170,3 +170,39 @@ def is_namespace(
         and enters(f"{rel}/{e.name}")
         for e in entries
     )  # fmt: skip
+
+
+_NOT_CODE = frozenset(("tests", "test", "testing", "docs", "doc", "examples", "benchmarks",
+                       "build", "dist", "venv", "env"))  # fmt: skip
+
+
+def nothing_found_tip(root: Path, source_roots: Sequence[Path]) -> str | None:
+    """The fix for a project where discovery found nothing, by what its layout shows: a
+    folder of modules without ``__init__.py``, or packages only setup.py names."""
+    for source in source_roots:
+        try:
+            folders = sorted(
+                (e for e in os.scandir(source) if e.is_dir(follow_symlinks=False)),
+                key=lambda e: e.name,
+            )
+        except OSError:
+            continue
+        for entry in folders:
+            if entry.name in _NOT_CODE or not entry.name.isidentifier() or entry.name[0] == "_":
+                continue
+            try:
+                has_modules = any(n.endswith(".py") for n in os.listdir(entry.path))
+            except OSError:
+                continue
+            if has_modules:
+                rel = Path(entry.path).relative_to(root).as_posix()
+                return (
+                    f"{rel}/ holds modules but no __init__.py: add one, or ship it as a "
+                    f'package with [tool.shipit] include = ["{rel}/"]'
+                )
+    if (root / "setup.py").is_file():
+        return (
+            "setup.py may name the package folders, which shipit does not read (it never runs "
+            'setup.py): name them with [tool.shipit] include = ["lib/mypkg/"]'
+        )
+    return None

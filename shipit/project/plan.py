@@ -13,6 +13,7 @@ from ..config import Config, load_config
 from ..errors import NothingToShip
 from ..report import SyntaxProblem
 from .discover import Project, Unit
+from .layout import nothing_found_tip
 from .limits import check_compiled, check_sizes
 from .pack import Pack, Packer
 
@@ -52,7 +53,11 @@ def plan_of(config: Config, packer: Packer | None = None) -> Plan:
     project = Project(config, imports_of=packer.imported_names)
     units = project.units()
     if not units:
-        raise NothingToShip(config.root, [_where(project.root, r) for r in project.source_roots])
+        raise NothingToShip(
+            config.root,
+            [_where(project.root, r) for r in project.source_roots],
+            tip=nothing_found_tip(project.root, project.source_roots),
+        )
     packs, problems = packer.pack(units)
     unpacked = [unit for unit in units if unit.name in {p.unit for p in problems}]
     check_sizes(packs, config)
