@@ -130,9 +130,13 @@ CORE = {"shipit.config", "shipit.errors", "shipit.report", "shipit.text"}
 
 @pytest.mark.parametrize("module", sorted(CORE | {m for m in MODULES if _within(m, "project")}))
 def test_the_pure_layers_import_nothing_above_them(module: str) -> None:
-    """The core imports only the core; ``project/`` only itself and the core."""
+    """The core imports only the core; ``project/`` only itself, the core and the import
+    graph the nodes read (``shipit.node.graph``: the standard library alone), so that a
+    dry run names what the nodes will make of the code."""
     allowed = CORE | (
-        {m for m in MODULES if _within(m, "project")} if module not in CORE else set()
+        {m for m in MODULES if _within(m, "project")} | {"shipit.node", "shipit.node.graph"}
+        if module not in CORE
+        else set()
     )
     above = sorted(i for i in _graph()[module] if i not in allowed)
     assert above == [], f"{module} imports from a layer above it"

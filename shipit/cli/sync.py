@@ -12,6 +12,7 @@ from ..project.plan import Plan, plan
 from ..report import InstallReport
 from ..sync import preview
 from ..sync import sync as sync_project
+from ..text import names
 from ._common import (
     Progress,
     path_argument,
@@ -138,6 +139,7 @@ def _render_plan(the_plan: Plan, install: InstallReport | None, as_json: bool) -
             "problems": [str(p) for p in the_plan.problems],
             "held_back": [{"path": str(path), "why": why} for path, why in the_plan.held_back],
             "readmitted": [{"path": str(path), "why": why} for path, why in the_plan.readmitted],
+            "computed_imports": list(the_plan.computed_imports),
             "install": install.to_dict() if install else None,
         }
         click.echo(json.dumps(data, indent=2))
@@ -148,6 +150,8 @@ def _render_plan(the_plan: Plan, install: InstallReport | None, as_json: bool) -
             for rel in pack.files:
                 click.echo(f"  {rel}")
         render_notes(the_plan.held_back, the_plan.readmitted)
+        if the_plan.computed_imports:
+            click.echo(reload_note(the_plan.computed_imports))
         for problem in the_plan.problems:
             click.secho(f"syntax error, would not ship: {problem}", fg="red", err=True)
         if install is not None:
@@ -156,3 +160,12 @@ def _render_plan(the_plan: Plan, install: InstallReport | None, as_json: bool) -
         click.echo(f"would ship {len(the_plan.packs)} unit(s), {size(total)}; nothing was sent")
     if the_plan.problems:
         sys.exit(1)
+
+
+def reload_note(modules: tuple[str, ...]) -> str:
+    """One line: the modules a save reloads with any change in their unit."""
+    units = ", ".join(sorted({m.partition(".")[0] for m in modules}))
+    return (
+        f"reloads    {names(modules)}: imports by computed names, so a save anywhere in "
+        f"{units} reloads {'it' if len(modules) == 1 else 'each'} and its importers"
+    )

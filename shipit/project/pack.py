@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import StaleFile
+from ..node.graph import computes_imports, module_name
 from ..report import SyntaxProblem
 from ..text import shown_path
 from .discover import Unit
@@ -180,6 +181,7 @@ class Packer:
         self._compiled: dict[str, SyntaxProblem | None] = {}
         self._imports: dict[str, frozenset[str]] = {}  # .py digest -> names it imports
         self._sources: dict[str, bytes] = {}  # read by imported_names, for the next pack
+        self._computed: set[str] = set()  # .py digests whose imports text cannot tell
         self._syntax_cache = syntax_cache or SyntaxCache()
         # Files of the last pack's units left out for their content: path -> why.
         self.held_back: dict[Path, str] = {}
@@ -318,9 +320,24 @@ class Packer:
             for name in self._imports.get(digest, ())
         )
 
+    def computed_imports(self, packs: Iterable[Pack]) -> tuple[str, ...]:
+        """The modules of these packs whose imports their text cannot tell (a computed name,
+        ``__path__`` or ``sys.modules`` changed as they load): nodes reload each of them with
+        any change in its unit (:mod:`shipit.node.graph`). No file is read."""
+        return tuple(
+            sorted(
+                name
+                for pack in packs
+                for rel, digest in pack.manifest.items()
+                if digest in self._computed and (name := module_name(rel)) is not None
+            )
+        )
+
     def _learn_imports(self, digest: str, data: bytes) -> None:
         if digest not in self._imports:
             self._imports[digest] = names_in(data)
+            if computes_imports(data):
+                self._computed.add(digest)
 
     def forget(self, path: Path) -> None:
         """Drop a file's cached digest (it was deleted or replaced)."""

@@ -35,6 +35,9 @@ class Plan:
     held_back: tuple[tuple[Path, str], ...] = ()
     # Files shipped though .gitignore lists them, and why: the code imports them.
     readmitted: tuple[tuple[Path, str], ...] = ()
+    # Modules whose imports their text cannot tell: nodes reload them with any change in
+    # their unit, and so every module that imports them.
+    computed_imports: tuple[str, ...] = ()
 
 
 def plan(path: str | Path = ".", packer: Packer | None = None) -> Plan:
@@ -70,6 +73,7 @@ def plan_of(config: Config, packer: Packer | None = None) -> Plan:
         imports=packer.imports_of(packs) | packer.imported_names(unpacked),
         held_back=tuple(sorted({**project.held_back(), **packer.held_back}.items())),
         readmitted=tuple(sorted(project.shipped_though_ignored().items())),
+        computed_imports=packer.computed_imports(packs),
     )
 
 
