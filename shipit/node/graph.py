@@ -1,22 +1,27 @@
 """Which loaded modules a new version of a unit makes stale, by the static import graph.
 
 A save changes a few files. The modules loaded from those files are stale, and so is every
-loaded module that holds something of a stale one: the modules that import it at their top
-level (``import a.b``, ``from a.b import f``, ``from . import b``, ``from a import *``,
-``importlib.import_module("a.b")``), transitively, across units. Everything else stays
-loaded. The graph is read from the files as text, never by importing them; imports inside a
-function run at each call and find the fresh module themselves, so they are not edges.
+loaded module that holds something of a stale one, transitively, across units: what it took
+with ``from a.b import f``, ``from . import b`` or ``from a import *``, a module it holds
+whole (``import a.b as c``, ``importlib.import_module("a.b")``), or a name it reaches through
+one that ``import a.b`` binds (``a.b.f`` in its text). A name a package passes on (``from
+.core import Symbol`` in its ``__init__``) counts as held from where it comes, so editing one
+module of a package that gathers every name does not reload all of its takers; a module that
+looks a name up in a file that changed goes too (the name may come from elsewhere now).
+Everything else stays loaded.
 
-Where the imports of a module cannot be known from its text (an import by a computed name,
-``__path__`` or ``sys.modules`` changed at its top level), the module counts as importing
-every module of its unit.
+The graph is read from the files as text, never by importing them. Imports inside a function
+run at each call and find the fresh module themselves, and imports under ``if
+TYPE_CHECKING:`` never run: neither is an edge. Where the imports of a module cannot be known
+from its text (an import by a computed name, ``__path__`` or ``sys.modules`` changed as it
+loads), the module goes with any change in its unit.
 
 Examples::
 
-    >>> found = imports_of(b"import a.b\\nfrom .c import d\\nfrom . import e\\n", "p.m", {"p.e"})
-    >>> sorted(found.names), found.opaque
-    (['a', 'a.b', 'p.c', 'p.e'], False)
-    >>> imports_of(b"def f():\\n    import x\\nmod = __import__(name)\\n", "m", set()).opaque
+    >>> found = imports_of(b"import a.b\\nfrom .c import d\\nfrom . import e\\n", "p.m")
+    >>> sorted(found.takes), sorted(found.runs)
+    ([('a', 'b'), ('p', 'e'), ('p.c', 'd')], ['a.b'])
+    >>> imports_of(b"def f():\\n    import x\\nmod = __import__(name)\\n", "m").opaque
     True
 """
 
@@ -24,17 +29,23 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping
+import sys
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import NamedTuple
 
-# An import statement at the start of a line; a parenthesised list may span lines.
+# An import statement at the start of a line; a parenthesised list, or lines ending in a
+# backslash, may span lines.
 _STATEMENT = re.compile(
-    rb"^([ \t]*)(?:import[ \t]+([^\n#;]+)|from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]*"
-    rb"(\([^)]*\)|[^\n#;]+))",
+    rb"^([ \t]*)(?:import[ \t]+((?:[^\n#;\\]|\\\r?\n)+)"
+    rb"|from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]*(\([^)]*\)|(?:[^\n#;\\]|\\\r?\n)+))",
     re.M,
 )
+_CONTINUED = re.compile(r"\\\r?\n")
+# A call, not the definition of a function of that name (sympy defines ``import_module``).
 _CALL = re.compile(
-    rb"^([ \t]*)[^\n#]*?\b(?:import_module|__import__)\(\s*(?:(['\"])([\w.]*)\2)?", re.M
+    rb"^([ \t]*)(?!(?:async[ \t]+)?def[ \t])[^\n#]*?\b(?:import_module|__import__)\("
+    rb"(?!\s*\))\s*(?:(['\"])([\w.]*)\2)?",
+    re.M,
 )
 _TRICK = re.compile(
     rb"^([ \t]*)[^\n#]*?(?:\b__path__\s*(?:[+]?=(?!=)|\.(?:append|extend|insert))"
@@ -42,13 +53,33 @@ _TRICK = re.compile(
     re.M,
 )
 _TRICK_WORDS = (b"__path__", b"extend_path", b"sys.modules")
-_FUNCTION = re.compile(rb"[ \t]*(?:async[ \t]+)?def[ \t]")
+_IMPORT_WORD = re.compile(rb"import")
+_TRICK_WORD = re.compile(rb"__path__|extend_path|sys\.modules")
+# A block whose body does not run as the module loads: a function's, or type checkers' only.
+_NOT_RUN = re.compile(
+    rb"[ \t]*(?:(?:async[ \t]+)?def[ \t]|if[ \t]+(?:typing\.)?TYPE_CHECKING[ \t]*:)"
+)
 _NAME = re.compile(r"[A-Za-z_][\w.]*")
+_STDLIB = frozenset(sys.stdlib_module_names)
+_ASSIGNED = re.compile(rb"(\w+)[ \t]*(?:[-+*/%&|^@]|//|\*\*|<<|>>)?=(?!=)")
+_DEFINED = re.compile(rb"\b(?:def|class|global)[ \t]+(\w+)")
 
 
 class Imports(NamedTuple):
-    names: frozenset[str]  # absolute module names the module's top-level code imports
+    """What a module's top-level code takes from other modules, read from its text."""
+
+    names: frozenset[str]  # modules it holds whole: ``import a.b as c``, ``import_module("x")``
     opaque: bool  # some of its imports cannot be read from its text
+    # ``(p, n)`` of ``from p import n``, and of ``p.n`` used through a name ``import p...``
+    # binds: ``p.n`` is a module, or a name module ``p`` holds (maybe from elsewhere).
+    takes: frozenset[tuple[str, str]] = frozenset()
+    # Modules ``import a.b.c`` names (it binds ``a``): a change to their file reaches it, and
+    # each name it reaches through what it binds (``a.b.c.f`` in its text) is a take.
+    runs: frozenset[str] = frozenset()
+    stars: frozenset[str] = frozenset()  # ``p`` of ``from p import *``
+    # Names it binds by exactly one ``from p import n [as name]`` and defines no other way:
+    # ``name -> (p, n)``. Who takes ``name`` from it holds what ``p`` holds.
+    exports: tuple[tuple[str, str, str], ...] = ()
 
 
 def module_name(rel: str) -> str | None:
@@ -71,30 +102,35 @@ def package_of(rel: str, manifest: Collection[str]) -> str | None:
     return None
 
 
-def imports_of(
-    source: bytes, module: str, modules: Collection[str], package: bool = False
-) -> Imports:
-    """What the top-level code of ``module`` imports. ``modules``: the shipped module names,
-    which tell a submodule (``from p import sub``) from a name ``p`` defines; ``package``:
-    ``module`` is a package's ``__init__``, the base of its relative imports."""
-    lines: list[bytes] | None = None
+def imports_of(source: bytes, module: str, package: bool = False) -> Imports:
+    """What the top-level code of ``module`` imports (``package``: it is a package's
+    ``__init__``, the base of its relative imports). Independent of which other modules
+    exist, so it is read once per content."""
     base = module if package else module.rpartition(".")[0]
 
     def at_top(match: re.Match[bytes]) -> bool:
-        nonlocal lines
-        if not match.group(1):
-            return True
-        if lines is None:
-            lines = source.split(b"\n")
-        return not _in_function(lines, source.count(b"\n", 0, match.start()), len(match.group(1)))
+        indent = match.group(1)
+        return not indent or not _not_run(source, match.start(), len(indent))
 
     names: set[str] = set()
-    for match in _STATEMENT.finditer(source):
-        if not at_top(match):
+    takes: set[tuple[str, str]] = set()
+    runs: set[str] = set()
+    stars: set[str] = set()
+    bound: dict[str, list[tuple[str, str] | None]] = {}  # name -> what binds it
+    calls: list[re.Match[bytes]] = []
+    for start in _lines_with(_IMPORT_WORD, source):
+        end = source.find(b"\n", start)
+        line = source[start:] if end < 0 else source[start:end]
+        if b"import_module(" in line or b"__import__(" in line:
+            call = _CALL.match(source, start)
+            if call is not None:
+                calls.append(call)
+        match = _STATEMENT.match(source, start)
+        if match is None or not at_top(match):
             continue
         plain, origin, imported = match.group(2), match.group(3), match.group(4)
         if plain is not None:
-            for part in plain.decode(errors="replace").split(","):
+            for part in _joined(plain).split(","):
                 words = part.split()
                 found = _NAME.match(words[0]) if words else None
                 if found is None:
@@ -102,49 +138,90 @@ def imports_of(
                 name = found.group().rstrip(".")
                 if len(words) >= 3 and words[1] == "as":
                     names.add(name)
+                    bound.setdefault(words[2], []).append(None)
                 else:
-                    names.update(_parents(name))
+                    runs.add(name)
             continue
         target = _absolute(origin.decode(errors="replace"), base)
         if target is None:
             continue
-        # The module holds the package itself only where it takes a name the package defines
-        # (``from p import sub`` of a submodule holds ``p.sub`` alone).
-        listed = imported.decode(errors="replace").strip("() \t\r\n")
-        for part in listed.replace("\\\n", " ").split(","):
-            word = part.split()[0] if part.split() else ""
-            if word == "*":
-                names.add(target)
-                names.update(m for m in modules if m.rpartition(".")[0] == target)
-            elif f"{target}.{word}" in modules:
-                names.add(f"{target}.{word}")
-            elif word:
-                names.add(target)
+        for part in _joined(imported).strip("() \t\r\n").split(","):
+            words = part.split()
+            if not words:
+                continue
+            if words[0] == "*":
+                stars.add(target)
+                continue
+            takes.add((target, words[0]))
+            name = words[2] if len(words) >= 3 and words[1] == "as" else words[0]
+            bound.setdefault(name, []).append((target, words[0]))
+    # What ``import a.b`` binds is used as ``a.b.c.f``: each such chain is a take.
+    for top in sorted({r.partition(".")[0] for r in runs} - _STDLIB):
+        for chain in re.finditer(rb"\b%s((?:\.\w+)+)" % re.escape(top.encode()), source):
+            takes.add((top, chain.group(1).decode(errors="replace")[1:]))
     opaque = False
-    if b"import" in source and (b"import_module" in source or b"__import__" in source):
-        for match in _CALL.finditer(source):
-            if at_top(match):
-                literal = match.group(3)
-                if literal and not literal.startswith(b"."):
-                    names.update(_parents(literal.decode()))
-                else:
-                    opaque = True
+    for match in calls:
+        if at_top(match):
+            literal = match.group(3)
+            if literal and not literal.startswith(b"."):
+                names.add(literal.decode())
+            else:
+                opaque = True
     if not opaque and any(word in source for word in _TRICK_WORDS):
-        opaque = any(at_top(match) for match in _TRICK.finditer(source))
+        opaque = any(
+            (match := _TRICK.match(source, start)) is not None and at_top(match)
+            for start in _lines_with(_TRICK_WORD, source)
+        )
     names.discard(module)
-    return Imports(frozenset(names), opaque)
+    runs.discard(module)
+    # Only a package's ``__init__`` is read for what it passes on: that is where real
+    # packages gather their names (``from .core import Symbol``); from any other module a
+    # take holds that module.
+    exports: tuple[tuple[str, str, str], ...] = ()
+    if package and bound:
+        defined = _defined(source)
+        exports = tuple(
+            sorted(
+                (name, *via[0])
+                for name, via in bound.items()
+                if len(via) == 1 and via[0] is not None and name not in defined
+            )
+        )
+    return Imports(
+        frozenset(names), opaque, frozenset(takes), frozenset(runs), frozenset(stars), exports
+    )
+
+
+def _defined(source: bytes) -> set[str]:
+    """The names the text binds other than by import: ``def``, ``class``, ``global``, an
+    assignment (and a keyword argument, which it cannot tell from one). Over-counting costs
+    a reload, never a stale module."""
+    found = {m.decode(errors="replace") for m in _ASSIGNED.findall(source)}
+    found.update(m.decode(errors="replace") for m in _DEFINED.findall(source))
+    return found
+
+
+def _lines_with(word: re.Pattern[bytes], source: bytes) -> Iterator[int]:
+    """The offset of each line holding ``word``, once each, in order. Finding a word is a
+    fast search; matching a statement at every line start is not (20 MB/s)."""
+    last = -1
+    for found in word.finditer(source):
+        start = source.rfind(b"\n", 0, found.start()) + 1
+        if start != last:
+            last = start
+            yield start
 
 
 def computes_imports(source: bytes) -> bool:
     """Whether a module's top-level imports cannot be read from its text (see
     :func:`imports_of`): what ``shipit sync --dry-run`` names once."""
     words = (b"import_module", b"__import__", *_TRICK_WORDS)
-    return any(w in source for w in words) and imports_of(source, "", ()).opaque
+    return any(w in source for w in words) and imports_of(source, "").opaque
 
 
-def _parents(name: str) -> list[str]:
-    parts = name.split(".")
-    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+def _joined(text: bytes) -> str:
+    """An import's names, its lines joined where a backslash continues them."""
+    return _CONTINUED.sub(" ", text.decode(errors="replace"))
 
 
 def _absolute(origin: str, base: str) -> str | None:
@@ -160,48 +237,101 @@ def _absolute(origin: str, base: str) -> str | None:
     return ".".join([*parts, rest] if rest else parts) or None
 
 
-def _in_function(lines: list[bytes], index: int, indent: int) -> bool:
-    """Whether line ``index``, indented by ``indent``, lies in a function's body: the
-    enclosing blocks are read back by indentation. Where text fools it (a string spanning
-    lines), it errs towards "no", which costs a reload, never a stale module."""
-    for line in reversed(lines[:index]):
+def _not_run(source: bytes, start: int, indent: int) -> bool:
+    """Whether the line at ``start``, indented by ``indent``, lies in a function's body (or under
+    ``if TYPE_CHECKING:``), which does not run as the module loads. The enclosing blocks are
+    read back by indentation, each the nearest line before it that is indented less and
+    opens a block (a ``def``, or a line ending with a colon); lines indented less that open
+    nothing (a string or a bracket spanning lines) are passed over. Where text still fools
+    it, it errs towards "no", which costs a reload, never a stale module."""
+    end = start - 1  # where the line before ends
+    while end >= 0:
+        begin = source.rfind(b"\n", 0, end) + 1
+        line = source[begin:end]
+        end = begin - 1
         stripped = line.lstrip(b" \t")
         if not stripped or stripped.startswith(b"#"):
             continue
         depth = len(line) - len(stripped)
         if depth < indent:
-            if _FUNCTION.match(line):
+            if _NOT_RUN.match(line):
                 return True
+            if not stripped.partition(b"#")[0].rstrip().endswith(b":"):
+                continue
             indent = depth
             if depth == 0:
                 return False
     return False
+    return False
 
 
 def stale(
-    loaded: Mapping[str, Imports], changed: Iterable[str], units: Mapping[str, str]
+    loaded: Mapping[str, Imports],
+    changed: Iterable[str],
+    units: Mapping[str, str],
+    modules: Collection[str],
 ) -> set[str]:
-    """The loaded modules to forget: the ``changed`` ones, and every loaded module that
-    imports one of those, transitively. ``loaded`` maps each loaded shipped module to its
-    imports; ``units`` maps a module to its unit (an opaque module imports all of its unit).
+    """The loaded modules to forget: the ``changed`` ones (their file changed), every loaded
+    module that holds something of a forgotten one, transitively, and every module that runs
+    or takes from a changed one (it may use its names in ways the text hides).
+
+    ``loaded`` maps each loaded shipped module to its imports, ``units`` a module to its unit
+    (an opaque module goes with any change in its unit), ``modules`` names every shipped
+    module. A name a package passes on (``from .core import Symbol`` in ``sympy``) is held
+    from where it comes: a change elsewhere in the package leaves its takers loaded.
     """
-    importers: dict[str, set[str]] = {}
+    passed = {name: {n: (p, m) for n, p, m in f.exports} for name, f in loaded.items()}
+
+    def holder(package: str, dotted: str, depth: int = 0) -> str:
+        parts = dotted.split(".")
+        for i, part in enumerate(parts):
+            if f"{package}.{part}" in modules:
+                package = f"{package}.{part}"
+                continue
+            via = passed.get(package, {}).get(part)
+            if via is None or depth > 32:
+                return package
+            return holder(via[0], ".".join([via[1], *parts[i + 1 :]]), depth + 1)
+        return package
+
+    holds: dict[str, set[str]] = {}  # module -> the loaded modules holding something of it
+    runs: dict[str, set[str]] = {}  # module -> the modules to forget when its file changes:
+    # those that look a name up in it (what it passes on may come from elsewhere next time)
     whole: dict[str, set[str]] = {}  # unit -> its opaque modules
     for name, found in loaded.items():
-        for imported in found.names:
-            importers.setdefault(imported, set()).add(name)
+        targets = set(found.names)
+        targets.update(holder(p, n) for p, n in found.takes)
+        for package in found.stars:
+            targets.add(package)
+            targets.update(m for m in loaded if m.rpartition(".")[0] == package)
+        for target in targets - {name}:
+            holds.setdefault(target, set()).add(name)
+        for p, n in found.takes:
+            runs.setdefault(_looked_up_in(p, n, modules), set()).add(name)
+        for module in found.runs:
+            runs.setdefault(module, set()).add(name)
         if found.opaque:
             whole.setdefault(units.get(name, name), set()).add(name)
+    todo = list(changed)
+    todo.extend(m for c in changed for m in runs.get(c, ()))
     gone: set[str] = set()
-    todo = [m for m in changed]
     while todo:
         name = todo.pop()
         if name in gone:
             continue
         gone.add(name)
-        todo.extend(m for m in importers.get(name, ()) if m not in gone)
+        todo.extend(m for m in holds.get(name, ()) if m not in gone)
         todo.extend(m for m in whole.get(units.get(name, name), ()) if m not in gone)
     return {m for m in gone if m in loaded}
+
+
+def _looked_up_in(package: str, dotted: str, modules: Collection[str]) -> str:
+    """The module in which ``package.dotted`` looks its first name up (``a.b.f`` -> ``a.b``)."""
+    for part in dotted.split("."):
+        if f"{package}.{part}" not in modules:
+            break
+        package = f"{package}.{part}"
+    return package
 
 
 class Reader:
@@ -245,14 +375,12 @@ class Reader:
             for name, folder in loaded.items():
                 unit = name.partition(".")[0]
                 manifest = held[unit][1] if unit in held else {}
-                found[name] = self._imports(name, folder, manifest, modules)
-            return stale(found, changed, owner)
+                found[name] = self._imports(name, folder, manifest)
+            return stale(found, changed, owner, modules)
 
         return plan
 
-    def _imports(
-        self, name: str, folder: str, manifest: dict[str, str], modules: set[str]
-    ) -> Imports:
+    def _imports(self, name: str, folder: str, manifest: dict[str, str]) -> Imports:
         base = name.replace(".", "/")
         for rel, package in ((f"{base}/__init__.py", True), (f"{base}.py", False)):
             digest = manifest.get(rel)
@@ -266,6 +394,6 @@ class Reader:
                         source = f.read()
                 except OSError:
                     return Imports(frozenset(), True)
-                found = self._cache[key] = imports_of(source, name, modules, package)
+                found = self._cache[key] = imports_of(source, name, package)
             return found
         return Imports(frozenset(), True)  # not a file the manifest names: assume the worst
