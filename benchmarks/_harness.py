@@ -34,10 +34,10 @@ Render = Callable[[int], str]
 _values = itertools.count(1)  # every save writes a value no phase wrote before
 
 
-def parse_args(description: str | None, edits: int) -> argparse.Namespace:
+def parse_args(description: str | None, edits: int, workers: int = 4) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--edits", type=int, default=edits, help="edits per mechanism")
-    parser.add_argument("--workers", type=int, default=4, help="worker processes")
+    parser.add_argument("--workers", type=int, default=workers, help="worker processes")
     return parser.parse_args()
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shipit.node.graph import Reader, imports_of, module_name, package_of, stale
+from shipit.node.graph import imports_of, module_name, package_of
+from shipit.node.reach import Reader, stale
 from shipit.project.pack import file_digest
 
 

@@ -202,7 +202,7 @@ def switch(
 
     ``stale`` is given the loaded modules of the shipped units (``held``, and the ones in
     ``changes``), each with the folder it was loaded from, and names the ones to forget
-    (``graph.stale``): the rest stay loaded, their file attributes moved to the new folder,
+    (``reach.stale``): the rest stay loaded, their file attributes moved to the new folder,
     which holds the same files. Without it, every module of a changed unit is forgotten.
     Modules of a regular unit loaded from anywhere else than its previous folder (an
     installed copy of the project gives way to the shipped one) are always forgotten; of a

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
-from . import finder, graph
+from . import finder, reach
 from .hoststore import HostStore, NodeFolder, version_name
 from .protocol import (
     PROTOCOL,
@@ -78,7 +78,7 @@ class NodeStore:
         self.generation = 0
         self.refused: dict[str, str] = {}  # unit -> why this node does not run it
         self.retired: dict[str, list[tuple[str, set[str]]]] = {}  # unit -> (version, tasks)
-        self.graph = graph.Reader()
+        self.imports = reach.Reader()
         self.lock = asyncio.Lock()
 
     @classmethod
@@ -95,7 +95,7 @@ class NodeStore:
         new.running = running
         new.units, new.refused, new.retired = old.units, old.refused, old.retired
         new.epoch, new.generation = old.epoch, old.generation
-        new.graph = graph.Reader()
+        new.imports = reach.Reader()
         new.lock = asyncio.Lock()
         return new
 
@@ -244,10 +244,10 @@ class NodeStore:
             n for n in removed if is_namespace(n, self.units.get(n, {}).get("manifest", {}))
         )
         held = {n: (u["path"], u["manifest"]) for n, u in self.units.items() if u.get("path")}
-        plan = self.graph.planner(
+        plan = self.imports.planner(
             held, {**{u["name"]: u["manifest"] for u in changed}, **{name: {} for name in removed}}
         )
-        plan(finder.loaded_modules(set(held)))  # read the imports before the import lock
+        self.imports.read(held, finder.loaded_modules(set(held)))  # before the import lock
         finder.switch(paths, namespaces, plan, held)
         for name in paths:
             old = self.units.pop(name, None)
