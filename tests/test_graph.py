@@ -181,9 +181,11 @@ def test_the_planner_reads_the_loaded_version_and_names_what_a_new_one_makes_sta
         "p/tables/t.csv": "1,2\n",
         "p/tables/__init__.py": "",
         "p/tables/reader.py": "",
+        **{f"p/d{i}.py": "" for i in range(4)},
     }
     old = _unit(tmp_path / "v1", files)
-    loaded = {m: str(tmp_path / "v1") for m in ("p", "p.a", "p.b", "p.c", "p.tables")}
+    names = ("p", "p.a", "p.b", "p.c", "p.tables", "p.d0", "p.d1", "p.d2", "p.d3")
+    loaded = dict.fromkeys(names, str(tmp_path / "v1"))
     reader = Reader()
     held = {"p": (str(tmp_path / "v1"), old)}
 
@@ -197,6 +199,10 @@ def test_the_planner_reads_the_loaded_version_and_names_what_a_new_one_makes_sta
     assert plan({"p/tables/t.csv": "3,4\n"}) == {"p.tables"}
     # A removed unit: every loaded module of it.
     assert reader.planner(held, {"p": {}})(loaded) == set(loaded)
+    # A save that reaches most of a unit's loaded modules reloads all of them.
+    for name in ("p.d0", "p.d1", "p.d2", "p.d3"):
+        del loaded[name]
+    assert plan({"p/b.py": "X = 3\n"}) == set(loaded)
 
 
 def test_lines_continued_by_a_backslash_belong_to_the_import() -> None:

@@ -153,3 +153,27 @@ def test_dry_run_names_once_the_modules_whose_imports_text_cannot_tell(project: 
     ]
     data = json.loads(cli("sync", "--dry-run", "--no-install", "--json", cwd=project.root).stdout)
     assert data["computed_imports"] == [f"{project.name}.dyn"]
+
+
+def test_nodes_configured_to_reload_whole_units_do(
+    local_cluster: Cluster, project: Project
+) -> None:
+    """``shipit.reload: unit`` in a node's Dask config: the escape hatch for code whose
+    imports a text scan misreads."""
+    for rel, text in FILES.items():
+        project.write(rel, text)
+    _ship(local_cluster, project)
+
+    def whole_units() -> None:
+        import dask.config as _config
+
+        _config.set({"shipit.reload": "unit"})
+
+    local_cluster.client.run(whole_units)
+    before = _per_worker(local_cluster, project)
+    project.write("{pkg}/util.py", "def helper():\n    return 5\n")
+    _ship(local_cluster, project)
+    after = _per_worker(local_cluster, project)
+    for old, new in zip(before, after, strict=True):
+        assert new["api"] == 5
+        assert new["other.TOKEN"] != old["other.TOKEN"]  # ran again with the whole unit

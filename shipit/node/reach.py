@@ -119,7 +119,14 @@ class Reader:
                 changed.update(m for m in modules if m.rpartition(".")[0] == package)
 
         def plan(loaded: dict[str, str]) -> set[str]:
-            return stale(self.read(held, loaded), changed, owner, modules)
+            gone = stale(self.read(held, loaded), changed, owner, modules)
+            # A save that reaches most of a unit starts it fresh: little left to keep, and
+            # what stays would hold registries that the reloaded rest fills again.
+            for unit in {m.partition(".")[0] for m in gone}:
+                mine = [m for m in loaded if m.partition(".")[0] == unit]
+                if 2 * sum(m in gone for m in mine) > len(mine):
+                    gone.update(mine)
+            return gone
 
         return plan
 

@@ -244,10 +244,13 @@ class NodeStore:
             n for n in removed if is_namespace(n, self.units.get(n, {}).get("manifest", {}))
         )
         held = {n: (u["path"], u["manifest"]) for n, u in self.units.items() if u.get("path")}
-        plan = self.imports.planner(
-            held, {**{u["name"]: u["manifest"] for u in changed}, **{name: {} for name in removed}}
-        )
-        self.imports.read(held, finder.loaded_modules(set(held)))  # before the import lock
+        plan = None
+        if reload_changed():
+            plan = self.imports.planner(
+                held,
+                {**{u["name"]: u["manifest"] for u in changed}, **{n: {} for n in removed}},
+            )
+            self.imports.read(held, finder.loaded_modules(set(held)))  # before the import lock
         finder.switch(paths, namespaces, plan, held)
         for name in paths:
             old = self.units.pop(name, None)
@@ -323,6 +326,15 @@ def _folds_case(folder: str) -> bool:
             with contextlib.suppress(OSError):
                 os.unlink(probe)
     return _FOLDS[folder]
+
+
+def reload_changed() -> bool:
+    """Whether a switch forgets only what the change made stale (the default), or every
+    module of a changed unit: Dask's config ``shipit.reload: unit`` on the node (e.g.
+    ``DASK_SHIPIT__RELOAD=unit``), for code whose imports the text scan misreads."""
+    import dask.config
+
+    return str(dask.config.get("shipit.reload", "changed")).lower() != "unit"
 
 
 def dedicated_process(node: Any) -> bool:
