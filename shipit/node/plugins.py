@@ -39,6 +39,7 @@ from .protocol import (
     NodeReply,
     check_unit,
     error_text,
+    lost_worker_text,
     mismatch_text,
     python_of,
     unzip,
@@ -47,6 +48,8 @@ from .protocol import (
 from .store import NodeStore, Refused, _manifest_of, dedicated_process
 
 logger = logging.getLogger("distributed.shipit")
+# A push this large goes to one worker per host first, then to the others without the files.
+STAGED_BYTES = 256 * 1024
 
 
 def node_store(node: Any, role: str, running: Callable[[], set[str]] = set) -> NodeStore:
@@ -76,18 +79,6 @@ async def off_the_loop(func: Any) -> None:
         func()
         return
     await done
-
-
-def _lost_worker_text(e: BaseException, timeout: float) -> str:
-    """Why a worker did not answer a push; a dropped connection says what it means."""
-    if isinstance(e, (asyncio.TimeoutError, TimeoutError)):
-        return f"the worker did not answer within {timeout:g} s; the next sync brings it up to date"
-    if isinstance(e, (OSError, EOFError)):  # distributed's CommClosedError is an OSError
-        return (
-            f"the worker went away during the sync ({type(e).__name__}); "
-            "a worker that joins or rejoins takes the current code"
-        )
-    return error_text(e)
 
 
 def _host_facts(scheduler: Any, address: str) -> dict[str, Any]:
@@ -155,11 +146,15 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
                 for name, u in s["units"].items()
             },
             "held_bytes": sum(len(b) for b in blobs.values()),
+            # file bytes sent to workers since the scheduler started: pushes and fetches
+            "sent_bytes": s.get("sent", 0),
         }
 
     def fetch(self, digests: list[str]) -> dict[str, bytes]:
         blobs = self.state_["blobs"]
-        return {d: blobs[d] for d in digests if d in blobs}
+        found = {d: blobs[d] for d in digests if d in blobs}
+        self.state_["sent"] = self.state_.get("sent", 0) + sum(map(len, found.values()))
+        return found
 
     async def push(
         self,
@@ -334,20 +329,24 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
             "base": update["generation"] - 1 if base is None else base,
             "payloads": {n: p for n, p in payloads.items() if n in names},
         }
+        lean = {**msg, "payloads": {}}
+        size = sum(len(p) for p in msg["payloads"].values())
         client_pythons = {u["python"] for u in update["changed"] if u.get("python")}
+        s = self.state_
 
-        async def one(address: str) -> NodeReply:
+        async def one(address: str, msg: dict[str, Any] = msg) -> NodeReply:
             theirs = python_of(str(_host_facts(self.scheduler, address).get("python", "")))
             other = sorted(p for p in client_pythons if theirs and p != theirs)
             if other:  # tasks from that client cannot run there: do not send it the code
                 return {"role": "worker", "ok": False, "error": mismatch_text(theirs, other[0])}
             for _attempt in range(2):
+                s["sent"] = s.get("sent", 0) + sum(len(p) for p in msg["payloads"].values())
                 try:
                     reply = await asyncio.wait_for(
                         self.scheduler.rpc(address).shipit_apply(**msg), timeout
                     )
                 except Exception as e:
-                    return {"role": "worker", "ok": False, "error": _lost_worker_text(e, timeout)}
+                    return {"role": "worker", "ok": False, "error": lost_worker_text(e, timeout)}
                 if reply is not None and ERROR_KEY in reply:
                     return {"role": "worker", "ok": False, "error": reply[ERROR_KEY]}
                 if reply is not None:
@@ -371,9 +370,30 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
                 "error": "the shipit worker plugin did not answer",
             }
 
+        async def host(members: list[str]) -> list[NodeReply]:
+            """A large push crosses the network once per host: its first worker gets the
+            files; the others find them in the host's store once it has them (a node whose
+            store is not that one fetches what it lacks)."""
+            first = await one(members[0])
+            return [first, *await asyncio.gather(*(one(a, lean) for a in members[1:]))]
+
         if addresses is None:
             addresses = list(self.scheduler.workers)
-        replies = await asyncio.gather(*(one(a) for a in addresses))
+        if size < STAGED_BYTES:
+            replies = list(await asyncio.gather(*(one(a) for a in addresses)))
+        else:
+            hosts: dict[str, list[str]] = {}
+            for a in addresses:
+                ws = self.scheduler.workers.get(a)
+                hosts.setdefault(getattr(ws, "host", None) or a, []).append(a)
+            found: dict[str, NodeReply] = {}
+            for members, got in zip(
+                hosts.values(),
+                await asyncio.gather(*(host(m) for m in hosts.values())),
+                strict=True,
+            ):
+                found.update(zip(members, got, strict=True))
+            replies = [found[a] for a in addresses]
         behind = self.state_["behind"]
         for address, reply in zip(addresses, replies, strict=True):
             (behind.discard if reply["ok"] else behind.add)(address)

@@ -7,6 +7,7 @@ Python version read them as well as the client's own.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -197,3 +198,15 @@ def unzip(data: bytes, manifest: dict[str, str]) -> dict[str, bytes]:
 def error_text(e: BaseException) -> str:
     text = str(e) or type(e).__name__
     return f"{type(e).__name__}: {text}" if str(e) else text
+
+
+def lost_worker_text(e: BaseException, timeout: float) -> str:
+    """Why a worker did not answer a push; a dropped connection says what it means."""
+    if isinstance(e, (asyncio.TimeoutError, TimeoutError)):
+        return f"the worker did not answer within {timeout:g} s; the next sync brings it up to date"
+    if isinstance(e, (OSError, EOFError)):  # distributed's CommClosedError is an OSError
+        return (
+            f"the worker went away during the sync ({type(e).__name__}); "
+            "a worker that joins or rejoins takes the current code"
+        )
+    return error_text(e)

@@ -18,6 +18,7 @@ def stale(
     changed: Iterable[str],
     units: Mapping[str, str],
     modules: Collection[str],
+    memo: dict[tuple[str, Imports], tuple[frozenset[str], frozenset[str]]] | None = None,
 ) -> set[str]:
     """The loaded modules to forget: the ``changed`` ones (their file changed), every loaded
     module that holds something of a forgotten one, transitively, and every module that runs
@@ -27,6 +28,8 @@ def stale(
     (an opaque module goes with any change in its unit), ``modules`` names every shipped
     module. A name a package passes on (``from .core import Symbol`` in ``sympy``) is held
     from where it comes: a change elsewhere in the package leaves its takers loaded.
+    ``memo`` keeps each module's edges for the next call with the same ``modules`` and the
+    same packages' exports (a node's next save, most often).
     """
     passed = {name: {n: (p, m) for n, p, m in f.exports} for name, f in loaded.items()}
     changed = set(changed)
@@ -53,15 +56,19 @@ def stale(
     for name in loaded:
         children.setdefault(name.rpartition(".")[0], []).append(name)
     todo = list(changed)
+    memo = {} if memo is None else memo
     for name, found in loaded.items():
-        targets = set(found.names)
+        edges = memo.get((name, found))
+        if edges is None:
+            pairs = [resolve(p, n) for p, n in found.takes]
+            edges = memo[(name, found)] = (
+                found.names | {holder for _, holder in pairs},
+                found.runs | {looked for looked, _ in pairs},
+            )
+        targets = set(edges[0])
         # A module that looks a name up in a changed file goes: what that file passes on
         # may come from elsewhere now.
-        reached = bool(found.runs & changed)
-        for p, n in found.takes:
-            looked, holder = resolve(p, n)
-            targets.add(holder)
-            reached = reached or looked in changed
+        reached = not edges[1].isdisjoint(changed)
         for package in found.stars:
             targets.add(package)
             targets.update(children.get(package, ()))
@@ -87,6 +94,8 @@ class Reader:
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, str], Imports] = {}
+        self._memo: dict[tuple[str, Imports], tuple[frozenset[str], frozenset[str]]] = {}
+        self._memo_key: object = None
 
     def planner(
         self, held: Mapping[str, tuple[str, dict[str, str]]], new: Mapping[str, dict[str, str]]
@@ -119,7 +128,14 @@ class Reader:
                 changed.update(m for m in modules if m.rpartition(".")[0] == package)
 
         def plan(loaded: dict[str, str]) -> set[str]:
-            gone = stale(self.read(held, loaded), changed, owner, modules)
+            found = self.read(held, loaded)
+            key = (
+                frozenset(modules),
+                frozenset((n, f.exports) for n, f in found.items() if f.exports),
+            )
+            if key != self._memo_key:
+                self._memo_key, self._memo = key, {}
+            gone = stale(found, changed, owner, modules, self._memo)
             # A save that reaches most of a unit starts it fresh: little left to keep, and
             # what stays would hold registries that the reloaded rest fills again.
             for unit in {m.partition(".")[0] for m in gone}:
