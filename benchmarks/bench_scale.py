@@ -35,6 +35,7 @@ def sent_bytes(client: Client) -> int:
 
 def one_size(n: int, root: Path, probe: Path, func: Any, render: h.Render, edits: int) -> dict:
     out: dict[str, Any] = {}
+    probe.write_text(render(0))  # what the idle rounds of watch_edits expect
     with h.local_cluster(n) as client:
         t0 = time.perf_counter()
         report = shipit.sync(client, root, install=False)

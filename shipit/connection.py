@@ -13,6 +13,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,7 +24,13 @@ from distributed.comm import connect as comm_connect
 from distributed.comm.registry import backends
 
 from .config import DEFAULT_TIMEOUT
-from .errors import BadAddress, ConnectionFailed, ConnectionLost, NoSchedulerError
+from .errors import (
+    BadAddress,
+    ConnectionFailed,
+    ConnectionLost,
+    ConnectionRefused,
+    NoSchedulerError,
+)
 from .text import first_line
 
 logger = logging.getLogger(__name__)
@@ -151,6 +158,8 @@ def open_client(address: str, timeout: float = DEFAULT_TIMEOUT) -> Client:
         scheme, _ = parse_address(address)
         if scheme == "tls" and Security().get_connection_args("client")["ssl_context"] is None:
             raise ConnectionFailed(address, "no TLS settings for a client", timeout, tip=_TLS_TIP)
+        if scheme == "tcp":
+            _refused_at_once(address, timeout)
         # Probe first: a Client that fails to start leaves a half-open object whose
         # destructor prints a traceback; a probe fails cleanly.
         with ThreadPoolExecutor(1) as pool:
@@ -163,6 +172,18 @@ def open_client(address: str, timeout: float = DEFAULT_TIMEOUT) -> Client:
     except Exception as e:  # something answered, but not in Dask's protocol
         reason = f"it does not speak Dask's protocol ({type(e).__name__})"
         raise ConnectionFailed(address, reason, timeout) from None
+
+
+def _refused_at_once(address: str, timeout: float) -> None:
+    """Raise :class:`ConnectionRefused` where nothing listens: Dask's own connect retries a
+    refused connection until its timeout, which tells the user nothing for seconds."""
+    host, port = parse_host_port(parse_address(address)[1])
+    try:
+        socket.create_connection((str(host), int(port)), timeout=timeout).close()
+    except ConnectionRefusedError:
+        raise ConnectionRefused(address, timeout) from None
+    except OSError:
+        pass  # unreachable, or no name: Dask's connect says which, within the timeout
 
 
 def _check_address(address: str) -> None:

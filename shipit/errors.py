@@ -207,6 +207,16 @@ class ConnectionFailed(ShipitError):
         super().__init__(message, tip=tip)
 
 
+class ConnectionRefused(ConnectionFailed):
+    """Nothing listens at the scheduler's address: said at once, not after the timeout."""
+
+    tip = "start it with `dask scheduler`, or give the address it prints"
+
+    def __init__(self, address: str, timeout: float) -> None:
+        self.address, self.reason, self.timeout = address, "connection refused", timeout
+        ShipitError.__init__(self, f"connection refused: is the scheduler running at {address}?")
+
+
 class BadAddress(ConnectionFailed):
     """A scheduler address that cannot name a scheduler: nothing was tried."""
 

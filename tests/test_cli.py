@@ -25,18 +25,18 @@ def test_sync_without_a_scheduler_says_how_to_give_one(project: Project) -> None
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("how", ["option", "environment"])
-def test_unreachable_scheduler_is_one_line_within_the_timeout(project: Project, how: str) -> None:
+@pytest.mark.parametrize("command", ["sync", "check", "status", "doctor", "watch", "run"])
+def test_a_closed_port_is_refused_at_once_in_one_line(project: Project, command: str) -> None:
     address = f"tcp://127.0.0.1:{free_port()}"
-    args = ["sync", str(project.root), "--timeout", "2"]
+    args = {"run": ["run", "script.py"], "doctor": ["doctor"]}.get(command, [command])
     started = time.monotonic()
-    if how == "option":
-        result = shipit(*args, "--scheduler", address)
-    else:
-        result = shipit(*args, env={"DASK_SCHEDULER_ADDRESS": address})
-    assert time.monotonic() - started < 20
-    assert result.returncode == 2
-    assert f"cannot reach the scheduler at {address} within 2 s" in result.stderr
+    result = shipit(
+        *args, "--timeout", "120", cwd=project.root, env={"DASK_SCHEDULER_ADDRESS": address}
+    )
+    # Far sooner than the timeout, even where starting the interpreter takes seconds.
+    assert time.monotonic() - started < 60
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"connection refused: is the scheduler running at {address}?" in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 2  # the error and a tip
 

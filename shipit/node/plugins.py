@@ -48,8 +48,7 @@ from .protocol import (
 from .store import NodeStore, Refused, _manifest_of, dedicated_process
 
 logger = logging.getLogger("distributed.shipit")
-# A push this large goes to one worker per host first, then to the others without the files.
-STAGED_BYTES = 256 * 1024
+STAGED_BYTES = 256 * 1024  # a push this large crosses to each host once
 
 
 def node_store(node: Any, role: str, running: Callable[[], set[str]] = set) -> NodeStore:
@@ -206,10 +205,12 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
             ]
             if not changed and not removed:
                 retried = await self._catch_up_lagging(timeout, python)
+                held = {a: NodeReply(role="worker", ok=True) for a in self.scheduler.workers}
+                held[self.scheduler.address] = NodeReply(role="scheduler", ok=True)
                 return {
                     "status": "OK",
                     "generation": s["generation"],
-                    "nodes": retried,
+                    "nodes": {**held, **retried},  # who holds the current code, as last told
                     "changed": [],
                 }
 
@@ -371,9 +372,8 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
             }
 
         async def host(members: list[str]) -> list[NodeReply]:
-            """A large push crosses the network once per host: its first worker gets the
-            files; the others find them in the host's store once it has them (a node whose
-            store is not that one fetches what it lacks)."""
+            """A large push goes to one worker per host with the files, then to the others,
+            which find them in the host store (or fetch what they lack)."""
             first = await one(members[0])
             return [first, *await asyncio.gather(*(one(a, lean) for a in members[1:]))]
 
