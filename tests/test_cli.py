@@ -28,11 +28,11 @@ def test_sync_without_a_scheduler_says_how_to_give_one(project: Project) -> None
 @pytest.mark.parametrize("command", ["sync", "check", "status", "doctor", "watch", "run"])
 def test_a_closed_port_is_refused_at_once_in_one_line(project: Project, command: str) -> None:
     address = f"tcp://127.0.0.1:{free_port()}"
-    args = {"run": ["run", "script.py"], "doctor": ["doctor"]}.get(command, [command])
+    project.write("script.py", "print('never runs')\n")
+    tail = ["script.py"] if command == "run" else []
     started = time.monotonic()
-    result = shipit(
-        *args, "--timeout", "120", cwd=project.root, env={"DASK_SCHEDULER_ADDRESS": address}
-    )
+    env = {"DASK_SCHEDULER_ADDRESS": address}
+    result = shipit(command, "--timeout", "120", *tail, cwd=project.root, env=env)
     # Far sooner than the timeout, even where starting the interpreter takes seconds.
     assert time.monotonic() - started < 60
     assert result.returncode == 2, result.stdout + result.stderr

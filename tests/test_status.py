@@ -73,5 +73,7 @@ def test_an_unreachable_scheduler_is_one_line(command: str) -> None:
     address = f"tcp://127.0.0.1:{free_port()}"
     result = run_shipit(command, "--scheduler", address, "--timeout", "1")
     assert result.returncode == 2
-    assert result.stderr.startswith(f"ERROR cannot reach the scheduler at {address}")
+    assert result.stderr.startswith(
+        f"ERROR connection refused: is the scheduler running at {address}?"
+    )
     assert "Traceback" not in result.stderr
