@@ -64,10 +64,10 @@ class WatchEvent:
     def __str__(self) -> str:
         if self.kind in ("shipped", "ready") and self.report is not None:
             r = self.report
-            names = ", ".join(u.name for u in r.units if u.status in ("shipped", "removed"))
-            if not names:  # the cluster held this code already
-                held = ", ".join(u.name for u in r.units) or "nothing to ship"
-                return f"{self.kind}  {held}  current on {r.confirmed}/{len(r.nodes)} nodes"
+            names = (
+                ", ".join(u.name for u in r.units if u.status in ("shipped", "removed"))
+                or "no changes"
+            )
             sent = sum(u.bytes_sent for u in r.units)
             took = f" in {self.latency_ms:.0f} ms" if self.latency_ms is not None else ""
             head = "ready" if self.kind == "ready" else "shipped"

@@ -259,14 +259,3 @@ def test_a_unit_grown_over_the_size_limit_is_refused_and_watch_goes_on(
     big.unlink()
     events.wait_for("shipped", mark)
     assert local_cluster.on_every_worker(value) == [6] * 8
-
-
-def test_watch_of_code_the_cluster_holds_says_where_it_is_current(
-    local_cluster: Cluster, project: Project, events: Events
-) -> None:
-    shipit.sync(local_cluster.client, project.root, install=False)
-    with shipit.watch(local_cluster.client, project.root, on_event=events):
-        ready = events.wait_for("ready", 0)
-    units = ", ".join(u.name for u in ready.report.units) if ready.report else ""
-    assert str(ready) == f"ready  {units}  current on 3/3 nodes"
-    assert project.name in units

@@ -205,12 +205,10 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
             ]
             if not changed and not removed:
                 retried = await self._catch_up_lagging(timeout, python)
-                held = {a: NodeReply(role="worker", ok=True) for a in self.scheduler.workers}
-                held[self.scheduler.address] = NodeReply(role="scheduler", ok=True)
                 return {
                     "status": "OK",
                     "generation": s["generation"],
-                    "nodes": {**held, **retried},  # who holds the current code, as last told
+                    "nodes": retried,
                     "changed": [],
                 }
 
