@@ -19,8 +19,7 @@ def reach(files: dict[str, str], *changed: str) -> set[str]:
         name.rstrip("/"): imports_of(text.encode(), name.rstrip("/"), name.endswith("/"))
         for name, text in files.items()
     }
-    units = {m: m.partition(".")[0] for m in loaded}
-    return stale(loaded, changed, units, set(loaded))
+    return stale(loaded, changed, set(loaded))
 
 
 def edge(source: str, target: str = "p.b", **others: str) -> bool:

@@ -333,13 +333,13 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
         client_pythons = {u["python"] for u in update["changed"] if u.get("python")}
         s = self.state_
 
-        async def one(address: str, msg: dict[str, Any] = msg) -> NodeReply:
+        async def one(address: str, msg: dict[str, Any] = msg, size: int = size) -> NodeReply:
             theirs = python_of(str(_host_facts(self.scheduler, address).get("python", "")))
             other = sorted(p for p in client_pythons if theirs and p != theirs)
             if other:  # tasks from that client cannot run there: do not send it the code
                 return {"role": "worker", "ok": False, "error": mismatch_text(theirs, other[0])}
             for _attempt in range(2):
-                s["sent"] = s.get("sent", 0) + sum(len(p) for p in msg["payloads"].values())
+                s["sent"] = s.get("sent", 0) + size
                 try:
                     reply = await asyncio.wait_for(
                         self.scheduler.rpc(address).shipit_apply(**msg), timeout
@@ -373,7 +373,7 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
             """A large push goes to one worker per host with the files, then to the others,
             which find them in the host store (or fetch what they lack)."""
             first = await one(members[0])
-            return [first, *await asyncio.gather(*(one(a, lean) for a in members[1:]))]
+            return [first, *await asyncio.gather(*(one(a, lean, 0) for a in members[1:]))]
 
         if addresses is None:
             addresses = list(self.scheduler.workers)

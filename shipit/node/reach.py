@@ -16,7 +16,6 @@ from .graph import Imports, imports_of, module_name, package_of
 def stale(
     loaded: Mapping[str, Imports],
     changed: Iterable[str],
-    units: Mapping[str, str],
     modules: Collection[str],
     memo: dict[tuple[str, Imports], tuple[frozenset[str], frozenset[str]]] | None = None,
 ) -> set[str]:
@@ -24,12 +23,12 @@ def stale(
     module that holds something of a forgotten one, transitively, and every module that runs
     or takes from a changed one (it may use its names in ways the text hides).
 
-    ``loaded`` maps each loaded shipped module to its imports, ``units`` a module to its unit
-    (an opaque module goes with any change in its unit), ``modules`` names every shipped
-    module. A name a package passes on (``from .core import Symbol`` in ``sympy``) is held
-    from where it comes: a change elsewhere in the package leaves its takers loaded.
-    ``memo`` keeps each module's edges for the next call with the same ``modules`` and the
-    same packages' exports (a node's next save, most often).
+    ``loaded`` maps each loaded shipped module to its imports (an opaque module goes with
+    any change in its unit, the top-level name), ``modules`` names every shipped module. A
+    name a package passes on (``from .core import Symbol`` in ``sympy``) is held from where
+    it comes: a change elsewhere in the package leaves its takers loaded. ``memo`` keeps
+    each module's edges for the next call with the same ``modules`` and the same packages'
+    exports (a node's next save, most often).
     """
     passed = {name: {n: (p, m) for n, p, m in f.exports} for name, f in loaded.items()}
     changed = set(changed)
@@ -77,7 +76,7 @@ def stale(
         if reached:
             todo.append(name)
         if found.opaque:
-            whole.setdefault(units.get(name, name), set()).add(name)
+            whole.setdefault(name.partition(".")[0], set()).add(name)
     gone: set[str] = set()
     while todo:
         name = todo.pop()
@@ -85,7 +84,7 @@ def stale(
             continue
         gone.add(name)
         todo.extend(m for m in holds.get(name, ()) if m not in gone)
-        todo.extend(m for m in whole.get(units.get(name, name), ()) if m not in gone)
+        todo.extend(m for m in whole.get(name.partition(".")[0], ()) if m not in gone)
     return {m for m in gone if m in loaded}
 
 
@@ -103,14 +102,15 @@ class Reader:
         """What ``finder.switch`` asks: given the loaded modules (and the folder each came
         from), the ones to forget. ``held``: each unit the node runs, its folder and
         manifest; ``new``: the manifest each changed unit moves to."""
-        modules: set[str] = set()
-        owner: dict[str, str] = {}
-        for unit, manifest in [*((u, m) for u, (_, m) in held.items()), *new.items()]:
-            for rel in manifest:
-                name = module_name(rel)
-                if name is not None:
-                    modules.add(name)
-                    owner[name] = unit
+        modules = {
+            name
+            for manifest in [*(m for _, m in held.values()), *new.values()]
+            for name in map(module_name, manifest)
+            if name is not None
+        }
+        children: dict[str, set[str]] = {}
+        for name in modules:
+            children.setdefault(name.rpartition(".")[0], set()).add(name)
         changed: set[str] = set()
         for unit, manifest in new.items():
             before = held[unit][1] if unit in held else {}
@@ -125,7 +125,7 @@ class Reader:
                 # read it as they load (the unit's top module for its metadata).
                 package = package_of(rel, manifest) or package_of(rel, before) or unit
                 changed.add(package)
-                changed.update(m for m in modules if m.rpartition(".")[0] == package)
+                changed.update(children.get(package, ()))
 
         def plan(loaded: dict[str, str]) -> set[str]:
             found = self.read(held, loaded)
@@ -135,7 +135,7 @@ class Reader:
             )
             if key != self._memo_key:
                 self._memo_key, self._memo = key, {}
-            gone = stale(found, changed, owner, modules, self._memo)
+            gone = stale(found, changed, modules, self._memo)
             # A save that reaches most of a unit starts it fresh: little left to keep, and
             # what stays would hold registries that the reloaded rest fills again.
             for unit in {m.partition(".")[0] for m in gone}:
