@@ -172,23 +172,23 @@ class ChangeWatcher:
     def is_whole(self, path: str, status: StatKey, reads_before: int) -> bool | None:
         """Whether ``path``, just read once with ``status`` by a caller that noted
         ``reads_seen`` before, is whole: True when it was closed after writing with that
-        status and nothing was written since, False while a writer holds it (written, not
-        closed since), None where the watcher never saw it written or missed the read.
+        status and nothing was written since; False while a writer holds it (written, not
+        closed since) and where the watcher, behind on a loaded machine, has not seen the
+        read yet (the caller packs again later); None where it never saw the file written.
 
         For a file it saw written, the watcher waits until it has seen the caller's read
         (the next close after reading): what it knew at that event, in the kernel's order of
-        events, is the state of the file at the read."""
+        events, is the state of the file at the read. Not knowing is never taken for whole:
+        a timed guess let a file truncated for rewriting ship empty under load."""
         if not self.writes_seen(path):
             return None
         deadline = time.monotonic() + _READ_SEEN_WAIT
         while self.reads_seen(path) <= reads_before:
             if time.monotonic() > deadline:
-                return None
+                return False
             time.sleep(0.0002)
         known = self._collector.at_read.get(path, {})
-        if reads_before + 1 not in known:
-            return None
-        return known[reads_before + 1] == status
+        return known.get(reads_before + 1) == status
 
     def __iter__(self) -> Iterator[Changes]:
         quiet_since = time.monotonic()
