@@ -63,6 +63,9 @@ class SyncReport:
     problems: tuple[SyntaxProblem, ...] = ()
     seconds: float = 0.0
     generation: int | None = None
+    # (nodes holding the current code, all nodes) after the push; ``nodes`` lists only
+    # those the push went to, which is none where the cluster held this code already.
+    holding: tuple[int, int] | None = None
     notes: tuple[str, ...] = field(default=())
     install: InstallReport | None = None  # what `sync` installed, unless install=False
     # Files inside the units that never ship: (path, why), a secret's name or a private key.
@@ -85,6 +88,12 @@ class SyncReport:
     @property
     def confirmed(self) -> int:
         return sum(n.ok for n in self.nodes)
+
+    @property
+    def where_current(self) -> str:
+        """``"current on 3/3 nodes"``: where the cluster holds this code now."""
+        held, total = self.holding or (self.confirmed, len(self.nodes))
+        return f"current on {held}/{total} nodes"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -199,10 +208,14 @@ class InstallReport:
             head = f"pip ran in {n} environment{plural(n)} ({nodes} nodes), {done} ok"
             head += f", {len(self.failed)} failed" if self.failed else ""
         restarted = sum(r.status == "restarted" for r in self.restarts)
-        waiting = len(self.needs_restart)
         head += f"; restarted {restarted} worker{plural(restarted)}" if restarted else ""
-        need = "needs" if waiting == 1 else "need"
-        head += f"; {waiting} worker{plural(waiting)} {need} a restart" if waiting else ""
+        waiting = self.needs_restart
+        if waiting:  # "the scheduler and 1 worker need a restart"
+            workers = sum(w != "scheduler" for w in waiting)
+            parts = ["the scheduler"] if "scheduler" in waiting else []
+            parts += [f"{workers} worker{plural(workers)}"] if workers else []
+            need = "needs" if len(waiting) == 1 else "need"
+            head += f"; {' and '.join(parts)} {need} a restart"
         head += f"; {len(self.remaining)} difference(s) remain" if self.remaining else ""
         return f"{head} in {self.seconds:.1f} s"
 

@@ -139,20 +139,29 @@ def run_process(command: Sequence[str], env: dict[str, str] | None = None) -> in
     A Ctrl-C on the terminal already reaches the child (same foreground process group), so
     SIGINT is forwarded only when it cannot have come from there.
     """
-    child = subprocess.Popen(list(command), env=env)
-    forwarding = threading.current_thread() is threading.main_thread()
+    child: subprocess.Popen[bytes] | None = None
+
+    early: list[int] = []  # signals from before the child existed, handed to it once it does
+
+    def forward(signum: int, _frame: object) -> None:
+        if signum == signal.SIGINT and _terminal_delivers_sigint():
+            return
+        if child is None:
+            early.append(signum)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
+
     previous = {}
-    if forwarding:
-
-        def forward(signum: int, _frame: object) -> None:
-            if signum == signal.SIGINT and _terminal_delivers_sigint():
-                return
-            with contextlib.suppress(ProcessLookupError):
-                child.send_signal(signum)
-
+    if threading.current_thread() is threading.main_thread():
+        # Handlers before the child starts: it then starts with the default dispositions,
+        # even where this process inherited SIGINT ignored (a shell script's background job).
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, forward)
     try:
+        child = subprocess.Popen(list(command), env=env)
+        for early_signal in early:
+            forward(early_signal, None)
         code = child.wait()
     finally:
         for signum, handler in previous.items():

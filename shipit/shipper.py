@@ -193,6 +193,7 @@ class Shipper:
             problems=tuple(problems),
             seconds=time.perf_counter() - started,
             generation=reply["generation"],
+            holding=tuple(reply["holding"]) if "holding" in reply else None,  # type: ignore[arg-type]
         )
 
     def forget(self, names: Sequence[str]) -> SyncReport:

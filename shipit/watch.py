@@ -64,10 +64,10 @@ class WatchEvent:
     def __str__(self) -> str:
         if self.kind in ("shipped", "ready") and self.report is not None:
             r = self.report
-            names = (
-                ", ".join(u.name for u in r.units if u.status in ("shipped", "removed"))
-                or "no changes"
-            )
+            names = ", ".join(u.name for u in r.units if u.status in ("shipped", "removed"))
+            if not names:  # the cluster held this code already
+                held = ", ".join(u.name for u in r.units) or "nothing to ship"
+                return f"{self.kind}  {held}  {r.where_current}"
             sent = sum(u.bytes_sent for u in r.units)
             took = f" in {self.latency_ms:.0f} ms" if self.latency_ms is not None else ""
             head = "ready" if self.kind == "ready" else "shipped"
@@ -122,25 +122,40 @@ class Watch:
     # -- the handle -------------------------------------------------------------------
 
     def start(self) -> Watch:
-        """Start, and return once the first sync is done (or failed)."""
+        """Start, and return once the first sync is done (or failed), or once :meth:`stop`
+        was called meanwhile (from a signal handler, say)."""
         self._thread.start()
-        self._ready.wait()
+        while not self._ready.wait(0.1) and not self._stop.is_set():
+            pass
         if self._error is not None:
             raise self._error
         return self
 
-    def stop(self, timeout: float = 30) -> None:
-        """Stop watching; close what this watch started (its client, its local cluster)."""
+    def stop(self, timeout: float = 30) -> bool:
+        """Stop watching; close what this watch started (its client, its local cluster).
+        Waits up to ``timeout`` seconds for that (0: not at all); True once it ended."""
         self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+        if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
+        return not self._thread.is_alive()
 
-    def wait(self) -> None:
-        """Block until the watch ends; raise what ended it, if anything did."""
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called, or the watch ended by itself."""
+        return self._stop.is_set() or not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the watch ends, or ``timeout`` seconds; raise what ended it, if
+        anything did. True once it ended."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while self._thread.is_alive():
-            self._thread.join(0.2)
+            left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            self._thread.join(left)
         if self._error is not None:
             raise self._error
+        return True
 
     @property
     def client(self) -> Client | None:

@@ -66,10 +66,15 @@ def test_run_uses_the_given_scheduler_and_ships_the_latest_code(
     first = shipit("run", "script.py", cwd=project.root, env={"DASK_SCHEDULER_ADDRESS": address})
     project.write("{pkg}/sub.py", "def value():\n    return 'second'\n")
     second = shipit("run", "--scheduler", address, "script.py", cwd=project.root)
+    third = shipit("run", "--scheduler", address, "script.py", cwd=project.root)
 
-    assert (first.returncode, second.returncode) == (7, 7)
+    assert (first.returncode, second.returncode, third.returncode) == (7, 7, 7)
     assert first.stdout.splitlines()[0] == "value first"
     assert second.stdout.splitlines()[0] == "value second"
+    assert f"ready    shipped {project.name}, current on 3/3 nodes; versions" in second.stderr
+    # Nothing new to ship: where the code is held, not "shipped nothing new to 0/0 nodes"
+    (ready,) = [line for line in third.stderr.splitlines() if line.startswith("ready ")]
+    assert project.name in ready and " current on 3/3 nodes; versions in parity" in ready
     assert "started a local cluster" not in first.stderr + second.stderr
 
 
@@ -120,11 +125,14 @@ def test_a_missing_script_is_a_usage_error(address: str, project: Project) -> No
 
 @pytest.mark.cluster
 @pytest.mark.parametrize(
-    ("signum", "expected"), [(signal.SIGTERM, 5), (signal.SIGINT, 6)], ids=["TERM", "INT"]
+    ("signum", "expected", "ignored"),
+    [(signal.SIGTERM, 5, False), (signal.SIGINT, 6, False), (signal.SIGINT, 6, True)],
+    ids=["TERM", "INT", "INT-inherited-ignored"],
 )
 def test_signals_reach_the_script(
-    address: str, project: Project, signum: signal.Signals, expected: int
+    address: str, project: Project, signum: signal.Signals, expected: int, ignored: bool
 ) -> None:
+    """Also when shipit starts with SIGINT ignored, as a background job of a script does."""
     project.write(
         "script.py",
         """
@@ -146,6 +154,7 @@ def test_signals_reach_the_script(
         env=env,
         start_new_session=True,  # no terminal: only shipit can hand the script a Ctrl-C
         text=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignored else None,
     )
     assert proc.stdout is not None
     assert proc.stdout.readline() == "started\n"

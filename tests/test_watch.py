@@ -259,3 +259,123 @@ def test_a_unit_grown_over_the_size_limit_is_refused_and_watch_goes_on(
     big.unlink()
     events.wait_for("shipped", mark)
     assert local_cluster.on_every_worker(value) == [6] * 8
+
+
+def test_watch_of_code_the_cluster_holds_says_where_it_is_current(
+    local_cluster: Cluster, project: Project, events: Events
+) -> None:
+    shipit.sync(local_cluster.client, project.root, install=False)
+    with shipit.watch(local_cluster.client, project.root, on_event=events):
+        ready = events.wait_for("ready", 0)
+    units = ", ".join(u.name for u in ready.report.units) if ready.report else ""
+    assert str(ready) == f"ready  {units}  current on 3/3 nodes"
+    assert project.name in units
+
+
+def _watch_process(*args: str, **popen: object) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
+    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+        [sys.executable, "-m", "shipit", "watch", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        **popen,
+    )
+
+
+def _wait_for_unread_bytes(address: str, pid: int, timeout: float = 60) -> None:
+    """Until a connection from process ``pid`` to the scheduler at ``address`` holds bytes
+    the scheduler has not read (a stopped scheduler reads nothing): Linux's /proc/net/tcp."""
+    port = int(address.rsplit(":", 1)[1])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        theirs = {c.laddr.port for c in psutil.Process(pid).net_connections("tcp")}
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            local, remote, state, queues = line.split()[1:5]
+            unread = int(queues.split(":")[1], 16)
+            mine = (int(local.split(":")[1], 16), state) == (port, "01")
+            if mine and unread and int(remote.split(":")[1], 16) in theirs:
+                return
+        time.sleep(0.05)
+    raise AssertionError("the watch sent nothing to the scheduler")
+
+
+def _seconds_to_stop(proc: subprocess.Popen[str], signum: int) -> tuple[float, str]:
+    started = time.monotonic()
+    proc.send_signal(signum)
+    out, _ = proc.communicate(timeout=60)
+    return time.monotonic() - started, out
+
+
+# "Within a second" (STOP_GRACE is 0.8 s), with room for a loaded machine: what this bound
+# catches is waiting out Dask's own timeouts (10 s to connect, 10 s to reconnect).
+STOPS_WITHIN = 4.0
+
+
+@pytest.mark.parametrize("state", ["reconnecting", "shipping"])
+def test_watch_stops_at_once_whatever_the_scheduler_does_and_prints_only_its_own_lines(
+    tmp_path: Path, bare_python: Path, project: Project, state: str
+) -> None:
+    pc = ProcessCluster(bare_python, tmp_path)
+    try:
+        address = pc.start_scheduler()
+        pc.start_worker()
+        proc = _watch_process("--scheduler", address, "--timeout", "60", str(project.root))
+        try:
+            _wait_for_line(proc, "watching")
+            if state == "reconnecting":
+                pc.stop_all()  # Dask's client tries again for 10 s, then logs an ERROR
+                _wait_for_line(proc, "disconnected")
+            else:  # a scheduler that takes the connection and never answers
+                pc.procs[0].send_signal(signal.SIGSTOP)
+                _set_value(project, "new")
+                _wait_for_unread_bytes(address, proc.pid)  # the push waits on the scheduler
+            took, out = _seconds_to_stop(proc, signal.SIGTERM)
+        finally:
+            proc.kill()
+    finally:
+        pc.close()
+    assert proc.returncode == 0, out
+    assert took < STOPS_WITHIN, f"{took:.1f} s to stop; {out}"
+    assert "Traceback" not in out
+    assert not [line for line in out.splitlines() if line.startswith("distributed.")], out
+
+
+def test_watch_stops_while_connecting_to_a_scheduler_that_never_answers(
+    project: Project,
+) -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog) and never speaks
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        proc = _watch_process("--scheduler", address, "--timeout", "60", str(project.root))
+        try:
+            silent.settimeout(60)
+            for _ in range(2):  # the port check, then Dask's connection that waits for answers
+                silent.accept()[0].detach()
+            assert proc.poll() is None
+            took, out = _seconds_to_stop(proc, signal.SIGINT)
+        finally:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert took < STOPS_WITHIN, f"{took:.1f} s to stop; {out}"
+    assert "Traceback" not in out
+
+
+def test_watch_started_with_sigint_ignored_still_stops_on_sigint(project: Project) -> None:
+    """A background job of a shell script starts with SIGINT ignored: Ctrl-C still stops."""
+    proc = _watch_process(
+        "--workers", "1", str(project.root),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
+    try:
+        _wait_for_line(proc, "watching")
+        children = psutil.Process(proc.pid).children(recursive=True)
+        took, out = _seconds_to_stop(proc, signal.SIGINT)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert took < STOPS_WITHIN, f"{took:.1f} s to stop; {out}"
+    _, alive = psutil.wait_procs(children, timeout=20)
+    assert alive == []  # the local cluster went with it

@@ -10,12 +10,14 @@ error's code (1 a problem found, 2 usage, configuration or connection).
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import click
 
@@ -150,6 +152,8 @@ def render_report(report: SyncReport) -> None:
                 f"not shipped {unit.name}: the cluster keeps its last good version", fg="yellow"
             )
     render_notes(report.held_back, report.readmitted)
+    for note in report.notes:
+        click.secho(f"note       {note}", fg="yellow")
     for problem in report.problems:
         click.secho(f"syntax error  {problem}", fg="red", err=True)
     for address, error in report.failures.items():
@@ -221,3 +225,38 @@ class Progress:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+STOP_GRACE = 0.8  # seconds a command that was told to stop may take to close what it opened
+
+
+class _Stoppable(Protocol):
+    def stop(self, timeout: float = ...) -> bool: ...
+
+
+@contextlib.contextmanager
+def stops_on_signals(handle: _Stoppable) -> Iterator[None]:
+    """SIGINT and SIGTERM ask ``handle`` to stop, whatever this process inherited: a
+    background job of a shell script starts with SIGINT ignored, and Ctrl-C must still stop
+    it. A second signal while stopping exits at once."""
+
+    def stop(signum: int, _frame: object) -> None:
+        if asked:
+            quit_now(128 + signum)
+        asked.append(signum)
+        handle.stop(0)
+
+    asked: list[int] = []
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def quit_now(code: int) -> None:
+    """Exit without waiting for threads blocked on the network (what is printed stays)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

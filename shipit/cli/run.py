@@ -74,11 +74,13 @@ def _ready(report: RunReport, progress: Progress) -> None:
     progress.close()  # the script owns the terminal now
     if report.cluster:
         click.echo(f"cluster  {report.cluster}", err=True)
-    shipped = ", ".join(u.name for u in report.sync.shipped) or "nothing new"
-    nodes = len(report.sync.nodes)
+    sync = report.sync
+    shipped = ", ".join(u.name for u in sync.shipped)
+    held = ", ".join(u.name for u in sync.units) or "nothing to ship"
+    what = f"shipped {shipped}, {sync.where_current}" if shipped else f"{held} {sync.where_current}"
     click.echo(
-        f"ready    shipped {shipped} to {report.sync.confirmed}/{nodes} nodes; versions in "
-        f"parity; running with DASK_SCHEDULER_ADDRESS={report.scheduler}",
+        f"ready    {what}; versions in parity; running with "
+        f"DASK_SCHEDULER_ADDRESS={report.scheduler}",
         err=True,
     )
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import signal
-
 import click
 
 from ..watch import Watch, WatchEvent
-from ._common import Progress, path_argument, scheduler_option, timeout_option, workers_option
+from ._common import (
+    STOP_GRACE,
+    Progress,
+    path_argument,
+    quit_now,
+    scheduler_option,
+    stops_on_signals,
+    timeout_option,
+    workers_option,
+)
 
 
 @click.command()
@@ -44,17 +51,20 @@ def watch(
         n_workers=n_workers,
         on_progress=progress,
     )
-    signal.signal(signal.SIGTERM, lambda *_: handle.stop())
-    try:
+    with stops_on_signals(handle):
         try:
             handle.start()
         finally:
             progress.close()
-        click.echo(f"watching {', '.join(map(str, handle.project.watch_roots))}; Ctrl-C stops")
-        handle.wait()
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup
-        handle.stop()
+        if not handle.stopping:
+            roots = ", ".join(map(str, handle.project.watch_roots))
+            click.echo(f"watching {roots}; Ctrl-C stops")
+        while not handle.wait(0.2) and not handle.stopping:
+            pass
+        if not handle.stop(STOP_GRACE):
+            # Blocked on a scheduler that does not answer: exit now. The local cluster's
+            # worker processes end with this one (each watches its parent's pipe).
+            quit_now(0)
 
 
 def _echo_event(event: WatchEvent) -> None:

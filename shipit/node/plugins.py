@@ -21,16 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from distributed.diagnostics.plugin import SchedulerPlugin
 
-from .hoststore import HostStore
 from .protocol import (
     APPLY_TIMEOUT,
     ERROR_KEY,
@@ -45,39 +41,10 @@ from .protocol import (
     unzip,
     windows_problem,
 )
-from .store import NodeStore, Refused, _manifest_of, dedicated_process
+from .store import Refused, _manifest_of, node_store, off_the_loop
 
 logger = logging.getLogger("distributed.shipit")
 STAGED_BYTES = 256 * 1024  # a push this large crosses to each host once
-
-
-def node_store(node: Any, role: str, running: Callable[[], set[str]] = set) -> NodeStore:
-    """The store of this Dask server: made once per process, taken over by each new agent."""
-    old = getattr(node, "_shipit_store", None)
-    store = NodeStore.take_over(old, role, running)
-    if store is None:
-        if old is not None and hasattr(old, "remove"):
-            old.remove()  # an agent of another protocol: start afresh
-        local_directory = getattr(node, "local_directory", None) or tempfile.gettempdir()
-        host = None
-        if dedicated_process(node):
-            host = HostStore.open(local_directory) or HostStore.private(
-                os.path.join(local_directory, f"shipit-{role}")
-            )
-        store = NodeStore(host, switching=host is not None, role=role, running=running)
-    node._shipit_store = store
-    return store
-
-
-async def off_the_loop(func: Any) -> None:
-    """Run blocking file work in a thread; inline when the interpreter is shutting down and
-    takes no new threads (a cluster closed at exit)."""
-    try:
-        done = asyncio.get_running_loop().run_in_executor(None, func)
-    except RuntimeError:  # "cannot schedule new futures after shutdown"
-        func()
-        return
-    await done
 
 
 def _host_facts(scheduler: Any, address: str) -> dict[str, Any]:
@@ -208,8 +175,9 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
                 return {
                     "status": "OK",
                     "generation": s["generation"],
-                    "nodes": retried,
+                    "nodes": retried,  # only the lagging ones, tried again
                     "changed": [],
+                    "holding": self._holding(),
                 }
 
             for u in changed:
@@ -251,7 +219,14 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
                 "nodes": nodes,
                 "changed": [u["name"] for u in changed],
                 "removed": removed,
+                "holding": self._holding(),
             }
+
+    def _holding(self) -> tuple[int, int]:
+        """How many nodes hold the current code, of how many: the scheduler, and each
+        worker no push has failed on since it joined."""
+        workers = self.scheduler.workers
+        return 1 + sum(a not in self.state_["behind"] for a in workers), 1 + len(workers)
 
     def _version(self, name: str) -> dict[str, Any]:
         u = self.state_["units"][name]

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
@@ -361,3 +362,32 @@ def dedicated_process(node: Any) -> bool:
 _DASK_COMMANDS = frozenset(
     {"dask", "dask-scheduler", "dask-worker", "dask.exe", "dask-scheduler.exe", "dask-worker.exe"}
 )
+
+
+def node_store(node: Any, role: str, running: Callable[[], set[str]] = set) -> NodeStore:
+    """The store of this Dask server: made once per process, taken over by each new agent."""
+    old = getattr(node, "_shipit_store", None)
+    store = NodeStore.take_over(old, role, running)
+    if store is None:
+        if old is not None and hasattr(old, "remove"):
+            old.remove()  # an agent of another protocol: start afresh
+        local_directory = getattr(node, "local_directory", None) or tempfile.gettempdir()
+        host = None
+        if dedicated_process(node):
+            host = HostStore.open(local_directory) or HostStore.private(
+                os.path.join(local_directory, f"shipit-{role}")
+            )
+        store = NodeStore(host, switching=host is not None, role=role, running=running)
+    node._shipit_store = store
+    return store
+
+
+async def off_the_loop(func: Any) -> None:
+    """Run blocking file work in a thread; inline when the interpreter is shutting down and
+    takes no new threads (a cluster closed at exit)."""
+    try:
+        done = asyncio.get_running_loop().run_in_executor(None, func)
+    except RuntimeError:  # "cannot schedule new futures after shutdown"
+        func()
+        return
+    await done

@@ -12,9 +12,8 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from .plugins import node_store, off_the_loop
 from .protocol import ERROR_KEY, PLUGIN_NAME, Payloads, check_unit, error_text
-from .store import Refused, _manifest_of
+from .store import Refused, _manifest_of, node_store, off_the_loop
 
 logger = logging.getLogger("distributed.shipit")
 
