@@ -7,14 +7,14 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo watch test quick lint bench real clean fs-tools
+.PHONY: install demo watch test test-on quick lint bench real clean fs-tools
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' $(PINS)
 	touch $@
 
 demo: install
@@ -30,6 +30,16 @@ lint: install
 
 test: lint fs-tools
 	$(BIN)/python -m pytest
+
+# The whole suite on another Python, or on the oldest Dask the pyproject allows, each in a
+# venv of its own (the node venvs the tests make see that venv's Dask):
+#   make test-on PY=3.10      make test-on PY=3.13      make test-on DASK=oldest
+PY ?= 3.11
+DASK ?= newest
+DASK_FLOOR := $(shell sed -n 's/^ *"dask>=\([0-9.]*\)",$$/\1/p' pyproject.toml)
+test-on:
+	$(MAKE) test VENV=.venv-$(PY)-$(DASK) PYTHON=$$(command -v python$(PY)) \
+		PINS="$(if $(filter oldest,$(DASK)),dask==$(DASK_FLOOR) distributed==$(DASK_FLOOR))"
 
 # File systems with Windows and macOS rules (FAT, exFAT through FUSE) for tests/test_fsrules.py.
 # Best effort: as root with apt-get they are installed once; elsewhere those tests skip, saying why.
@@ -55,4 +65,4 @@ real: install
 	$(BIN)/python tests/realprojects.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-* .pytest_cache .ruff_cache

@@ -217,7 +217,10 @@ def _connections(links: Answers, reachable: list[str], every: list[str]) -> Find
 
 
 def _dashboard(facts: Answers, link: str | None) -> Finding:
-    if (facts.scheduler or {}).get("bokeh"):
+    scheduler = facts.scheduler or {}
+    if scheduler.get("dashboard") is False:  # None: an older agent did not say
+        return Finding("dashboard", "ok", "off: the scheduler was started without a dashboard")
+    if scheduler.get("bokeh"):
         return Finding("dashboard", "ok", f"bokeh is installed on the scheduler: {link}")
     return Finding(
         "dashboard",

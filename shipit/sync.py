@@ -22,9 +22,11 @@ from .connection import connect
 from .errors import InstallFailed, NeverSettled, PackError, PushFailed, StaleFile, UsageError
 from .install.installer import Installer
 from .install.wheels import code_only
+from .parity.check import Parity
 from .project.plan import Plan, plan_of
 from .report import InstallReport, SyncReport
 from .shipper import Shipper
+from .text import names
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -115,6 +117,16 @@ def ship_and_install(
         on_progress("comparing versions; installing what the nodes lack")
         done = Installer(client, options, the_plan).run(restart=restart, dry_run=dry_run)
         report = dataclasses.replace(report, install=done)
+    elif not dry_run:  # nothing installs, but a difference is worth one line
+        on_progress("comparing versions")
+        found = Parity(the_plan.config, plan=the_plan).report(client, options.timeout)
+        differ = sorted({r.package for r in found.errors if r.kind == "package"})
+        if differ:
+            note = (
+                f"versions differ on the cluster ({names(differ)}): `shipit check` shows "
+                "them; `shipit sync` without --no-install installs them"
+            )
+            report = dataclasses.replace(report, notes=(*report.notes, note))
     held_back = tuple((str(path), why) for path, why in the_plan.held_back)
     readmitted = tuple((str(path), why) for path, why in the_plan.readmitted)
     return dataclasses.replace(report, held_back=held_back, readmitted=readmitted), the_plan

@@ -138,13 +138,13 @@ def _addresses_from(client: Client, python: Path) -> list[str]:
 
 
 def _shipit_check(
-    project: Project, address: str, client_site: Path, *options: str
+    project: Project, address: str, client_site: Path, *options: str, command: str = "check"
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
     env["PYTHONPATH"] = str(client_site)
-    command = [sys.executable, "-m", "shipit", "check", str(project.root), "--scheduler", address]
+    argv = [sys.executable, "-m", "shipit", command, str(project.root), "--scheduler", address]
     return subprocess.run(
-        [*command, *options], capture_output=True, text=True, env=env, timeout=120
+        [*argv, *options], capture_output=True, text=True, env=env, timeout=120
     )
 
 
@@ -166,6 +166,14 @@ def test_check_names_the_package_the_versions_and_the_worker(
         "error", "install", f"paritypkg=={NEW}", "on", "1", "worker", f"({old_worker})",
     ]  # fmt: skip
     assert "1 error" in done.stdout.splitlines()[-1]
+
+    code_only = _shipit_check(job, address, client_site, "--no-install", command="sync")
+
+    assert code_only.returncode == 0, code_only.stdout + code_only.stderr
+    assert (
+        "note       versions differ on the cluster (paritypkg): `shipit check` shows them; "
+        "`shipit sync` without --no-install installs them"
+    ) in code_only.stdout.splitlines()
 
 
 def test_check_exits_0_when_every_node_has_the_same_versions(

@@ -150,7 +150,7 @@ def test_another_platform_is_a_warning() -> None:
     assert (found.severity, found.workers) == ("warning", "1 worker: linux-aarch64")
 
 
-OLD_CODE = f"1 worker ({W2}) run other code: run `shipit sync` to ship it again"
+OLD_CODE = f"1 worker ({W2}) runs other code: run `shipit sync` to ship it again"
 CODE_CASES = [
     ("in step", {"proj": "a" * 64}, {"proj": "a" * 64}, "ok", ""),
     ("a worker on old code", {"proj": "a" * 64}, {"proj": "b" * 64}, "error", OLD_CODE),
@@ -175,6 +175,23 @@ def test_shipped_code_must_agree_on_every_node(
         severity,
         suggestion,
     )
+
+
+@pytest.mark.parametrize(
+    "scheduler, workers, where",
+    [
+        ("b", "aa", "the scheduler runs"),
+        ("b", "aab", f"the scheduler and 1 worker ({W3}) run"),
+        ("a", "abb", f"2 workers ({W2}, {W3}) run"),
+    ],
+)
+def test_the_verb_agrees_with_the_nodes_that_run_other_code(
+    scheduler: str, workers: str, where: str
+) -> None:
+    units = {"proj": "a" * 64}
+    theirs = {w: node(units={"proj": c * 64}) for w, c in zip((W1, W2, W3), workers, strict=False)}
+    rows = compare(node(units=units), node(units={"proj": scheduler * 64}), theirs, {})
+    assert row(rows, "proj").suggestion == f"{where} other code: run `shipit sync` to ship it again"
 
 
 def test_local_edits_not_shipped_are_a_warning() -> None:

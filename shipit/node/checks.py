@@ -33,6 +33,8 @@ def describe(dask_worker: Any = None, dask_scheduler: Any = None) -> dict[str, A
         "bokeh": importlib.util.find_spec("bokeh") is not None,
     }
     # distributed passes its server as both arguments: only a worker has a nanny attribute.
+    if dask_scheduler is not None and not hasattr(dask_scheduler, "nanny"):
+        facts["dashboard"] = _serves_dashboard()
     if dask_worker is not None and hasattr(dask_worker, "nanny"):
         directory = str(dask_worker.local_directory)
         memory = getattr(getattr(dask_worker, "memory_manager", None), "memory_limit", None)
@@ -45,6 +47,14 @@ def describe(dask_worker: Any = None, dask_scheduler: Any = None) -> dict[str, A
             "free_disk": _free_disk(directory),
         }
     return facts
+
+
+def _serves_dashboard() -> bool:
+    """Whether this scheduler serves a dashboard page: Dask loads its Bokeh dashboard, or
+    where Bokeh is missing the page that says so, only when the dashboard is on (not under
+    ``dask scheduler --no-dashboard``)."""
+    pages = ("distributed.dashboard.scheduler", "distributed.http.scheduler.missing_bokeh")
+    return any(name in sys.modules for name in pages)
 
 
 def _free_disk(directory: str) -> int | None:

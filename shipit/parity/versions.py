@@ -81,9 +81,14 @@ class _Nodes:
             by_worker=workers,
         )
 
-    def where(self, keys: Collection[str]) -> str:
+    def where(self, keys: Collection[str], verb: str = "") -> str:
+        """Where ``keys`` are, in words; with ``verb`` ("run"), followed by it in agreement:
+        ``"the scheduler runs"``, ``"the scheduler and 1 worker (tcp://a) run"``."""
         workers = [k for k in keys if k not in (self.CLIENT, self.SCHEDULER)]
-        return where(self.SCHEDULER in keys, workers, client=self.CLIENT in keys)
+        text = where(self.SCHEDULER in keys, workers, client=self.CLIENT in keys)
+        if not verb:
+            return text
+        return f"{text} {verb}{'s' if len(keys) == 1 and len(workers) <= 1 else ''}"
 
 
 def _python_row(nodes: _Nodes) -> VersionRow:
@@ -113,7 +118,7 @@ def _minor(f: Facts) -> tuple[str, ...]:
 def _platform_row(nodes: _Nodes) -> VersionRow:
     cells = {k: f"{f['platform']}-{f['machine']}" for k, f in nodes.facts.items()}
     other = [k for k in cells if cells[k] != cells[nodes.CLIENT]]
-    hint = f"{nodes.where(other)} run another platform: compiled packages may behave differently"
+    hint = f"{nodes.where(other, 'run')} another platform: compiled packages may behave differently"
     return nodes.row("platform", "platform", cells, "warning" if other else "ok", hint)
 
 
@@ -234,7 +239,7 @@ def _code_rows(nodes: _Nodes) -> list[VersionRow]:
             if k != nodes.CLIENT and k not in other_python and v != common
         ]
         if odd:
-            hint = f"{nodes.where(odd)} run other code: run `shipit sync` to ship it again"
+            hint = f"{nodes.where(odd, 'run')} other code: run `shipit sync` to ship it again"
             rows.append(nodes.row(name, "code", cells, "error", hint))
         else:
             unsynced = name in local and cells[nodes.CLIENT] != common

@@ -8,7 +8,8 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, Iterator
-from importlib.metadata import Distribution, packages_distributions
+from importlib.metadata import Distribution
+from importlib.metadata import distributions as installed
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def distributions_for(
     """Map each top-level import name to the installed distributions that provide it.
 
     Standard-library names and names no distribution provides are left out. ``distributions``
-    defaults to the running environment (``importlib.metadata.packages_distributions()``).
+    defaults to the running environment's, in ``sys.path`` order.
 
     >>> distributions_for({"os", "yaml", "mylocal"})
     {'yaml': ['PyYAML']}
@@ -112,13 +113,12 @@ def distributions_for(
     wanted = {name for name in names if name not in sys.stdlib_module_names}
     if not wanted:  # reading every installed distribution's file list takes a while
         return {}
-    if distributions is None:
-        provided: dict[str, list[str]] = dict(packages_distributions())
-    else:
-        provided = {}
-        for dist in distributions:
-            for name in top_level_names(dist):
-                provided.setdefault(name, []).append(dist.metadata["Name"])
+    # Not packages_distributions(): on Python 3.10 it reads only top_level.txt, which many
+    # wheels (built by hatchling, flit, pdm) lack, so their packages would drop out.
+    provided: dict[str, list[str]] = {}
+    for dist in installed() if distributions is None else distributions:
+        for name in top_level_names(dist):
+            provided.setdefault(name, []).append(dist.metadata["Name"])
     return {
         name: list(dict.fromkeys(provided[name]))  # one entry per distribution, sys.path order
         for name in sorted(wanted)
