@@ -37,8 +37,11 @@ test: lint fs-tools
 PY ?= 3.11
 DASK ?= newest
 DASK_FLOOR := $(shell sed -n 's/^ *"dask>=\([0-9.]*\)",$$/\1/p' pyproject.toml)
+# pyenv's interpreter of that version where pyenv has one (its shim needs it selected).
+PY_BIN = $(shell p=$$(ls -d "$$(pyenv root 2>/dev/null)"/versions/$(PY).*/bin/python$(PY) \
+	2>/dev/null | tail -1); echo $${p:-$$(command -v python$(PY))})
 test-on:
-	$(MAKE) test VENV=.venv-$(PY)-$(DASK) PYTHON=$$(command -v python$(PY)) \
+	$(MAKE) test VENV=.venv-$(PY)-$(DASK) PYTHON=$(PY_BIN) \
 		PINS="$(if $(filter oldest,$(DASK)),dask==$(DASK_FLOOR) distributed==$(DASK_FLOOR))"
 
 # File systems with Windows and macOS rules (FAT, exFAT through FUSE) for tests/test_fsrules.py.

@@ -143,9 +143,7 @@ def _shipit_check(
     env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
     env["PYTHONPATH"] = str(client_site)
     argv = [sys.executable, "-m", "shipit", command, str(project.root), "--scheduler", address]
-    return subprocess.run(
-        [*argv, *options], capture_output=True, text=True, env=env, timeout=120
-    )
+    return subprocess.run([*argv, *options], capture_output=True, text=True, env=env, timeout=120)
 
 
 def test_check_names_the_package_the_versions_and_the_worker(
