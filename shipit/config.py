@@ -25,7 +25,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 _LISTS: tuple[str, ...] = ("include", "exclude", "ignore", "extra_packages")
-_LISTS += ("extra_index_url", "find_links", "build_wheels")
+_LISTS += ("extra_index_url", "find_links", "build_wheels", "extras")
 _STRINGS = ("index_url",)
 _BOOLS = ("no_index", "wheels_from_client", "install_project")
 _NUMBERS = ("pip_timeout",)
@@ -48,6 +48,7 @@ class Config:
     exclude: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()  # distributions `shipit check` does not compare
     extra_packages: tuple[str, ...] = ()  # distributions it compares beyond the imported ones
+    extras: tuple[str, ...] = ()  # [project.optional-dependencies] groups nodes must have
     severity: Mapping[str, str] = field(default_factory=dict, hash=False)  # name -> error/warning
     # How `shipit sync` installs what workers lack (see shipit.install).
     index_url: str | None = None

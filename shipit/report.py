@@ -122,6 +122,7 @@ class EnvironmentInstall:
     wheels: tuple[str, ...] = ()  # wheel files the client shipped with the run
     options: tuple[str, ...] = ()  # pip's options on the node
     output: str = ""  # the end of pip's output
+    unobtainable: tuple[str, ...] = ()  # requirements pip could not find; the rest it tried
     seconds: float = 0.0
 
     @property
@@ -138,7 +139,9 @@ class EnvironmentInstall:
         label = {"planned": "would install"}.get(self.status)
         who = f"{len(self.nodes)} node{plural(len(self.nodes))} ({names(self.nodes)})"
         if self.status == "failed":
-            return f"failed     {packages}  on {self.where}  {who}: {self.error}"
+            failed = " ".join(self.unobtainable) or packages
+            done = f"; installed the others: {' '.join(self.installed)}" if self.installed else ""
+            return f"failed     {failed}  on {self.where}  {who}: {self.error}{done}"
         timing = f"  {self.seconds:.1f} s" if self.status != "planned" else ""
         return f"{label or self.status:<10} {packages}  on {self.where}  {who}{timing}"
 
@@ -231,7 +234,7 @@ class VersionRow:
     """One line of the parity table: what each side has, how bad a difference is, what to do."""
 
     package: str
-    kind: Literal["python", "platform", "probe", "package", "code"]
+    kind: Literal["python", "platform", "probe", "package", "optional", "code"]
     client: str
     scheduler: str
     workers: str  # grouped: "7 workers: 2.1.0; 2.0.0 on tcp://10.0.0.7:4000"
@@ -241,7 +244,9 @@ class VersionRow:
 
     @property
     def label(self) -> str:
-        return f"{self.package} (code)" if self.kind == "code" else self.package
+        return (
+            f"{self.package} ({self.kind})" if self.kind in ("code", "optional") else self.package
+        )
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from shipit.node import pip as installer
 from .helpers import ProcessCluster, Project, dist_project
 
 OLD, NEW, GHOST, LOCAL = "1.0.0", "2.0.0", "3.0.0", "0.3.0"
+NEED, OPT = "1.1.0", "4.0.0"
 
 
 def _clean_environ() -> dict[str, str]:
@@ -65,6 +66,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "index": [("instpkg", OLD), ("instpkg", NEW)],
         "ghost": [("ghostpkg", GHOST)],
         "local": [("locallib", LOCAL)],
+        "needdep": [("needdep", NEED)],  # what the workers' wheel folder holds
+        "optdep": [("optdep", OPT)],  # the client has it; no folder the workers see does
     }
     builds = []
     for folder, projects in sources.items():
@@ -114,11 +117,13 @@ def templates(tmp_path_factory: pytest.TempPathFactory, built: dict[str, Path]) 
 
 @pytest.fixture(scope="session")
 def client_site(tmp_path_factory: pytest.TempPathFactory, built: dict[str, Path]) -> Path:
-    """What the client has: instpkg 2.0.0, ghostpkg 3.0.0, locallib 0.3.0."""
+    """What the client has: instpkg 2.0.0, ghostpkg 3.0.0, locallib 0.3.0, needdep, optdep."""
     target = tmp_path_factory.mktemp("client-site")
-    links = [a for f in ("index", "ghost", "local") for a in ("--find-links", built[f])]
+    folders = ("index", "ghost", "local", "needdep", "optdep")
+    links = [a for f in folders for a in ("--find-links", built[f])]
     _run(sys.executable, "-m", "pip", "install", "-q", "--no-index", *links, "--target", target,
-         f"instpkg=={NEW}", f"ghostpkg=={GHOST}", f"locallib=={LOCAL}")  # fmt: skip
+         f"instpkg=={NEW}", f"ghostpkg=={GHOST}", f"locallib=={LOCAL}", f"needdep=={NEED}",
+         f"optdep=={OPT}")  # fmt: skip
     return target
 
 
@@ -172,10 +177,10 @@ def _start(nodes: Nodes, *workers: tuple[Path, bool]) -> Client:
 
 
 def _shipit(
-    nodes: Nodes, project: Project, client_site: Path, *options: str | Path
+    nodes: Nodes, project: Project, client_site: Path, *options: str | Path, command: str = "sync"
 ) -> subprocess.CompletedProcess[str]:
     env = {**_clean_environ(), "PYTHONPATH": str(client_site)}
-    command = [sys.executable, "-m", "shipit", "sync", str(project.root)]
+    command = [sys.executable, "-m", "shipit", command, str(project.root)]
     command += ["--scheduler", _address(nodes), *map(str, options)]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=150)
 
@@ -211,6 +216,11 @@ def _tasks() -> SimpleNamespace:
         import importlib.util
 
         return importlib.util.find_spec(name) is not None
+
+    def run_of(module: str) -> Any:
+        import importlib
+
+        return importlib.import_module(module).run()
 
     def prefix() -> str:
         import sys
@@ -465,3 +475,73 @@ def test_a_bad_pip_option_is_one_line_before_anything_is_sent(project: Project) 
     assert done.stderr.splitlines() == [
         "ERROR --index-url '--trusted-host=evil': not a URL or a path"
     ]
+
+
+OPTIONAL_JOB = """
+import needdep
+
+try:
+    import optdep
+except ImportError:  # runs without it
+    optdep = None
+
+
+def run(_=None):
+    return needdep.version(), optdep is None
+"""
+
+
+@pytest.mark.cluster
+def test_an_optional_import_is_never_installed_and_never_blocks_the_required_one(
+    tmp_path: Path, nodes: Nodes, built: dict[str, Path], project: Project, client_site: Path
+) -> None:
+    """The client has needdep and optdep; the workers' wheel folder holds only needdep."""
+    project.write("job.py", OPTIONAL_JOB)
+    python = nodes.venv("empty", tmp_path / "workers")
+    with _start(nodes, (python, True), (python, True)) as client:
+        workers = sorted(client.scheduler_info()["workers"])
+        wheels = ("--no-index", "--find-links", built["needdep"])
+
+        plan = _shipit(nodes, project, client_site, "--dry-run", *wheels)
+        done = _shipit(nodes, project, client_site, *wheels, "--json")
+        check = _shipit(nodes, project, client_site, "--all", command="check")
+
+        assert plan.returncode == 0, plan.stdout + plan.stderr
+        (would,) = [line for line in plan.stdout.splitlines() if line.startswith("would install")]
+        assert f"needdep=={NEED}" in would and "optdep" not in would
+        assert any(
+            line.startswith("skipped    optdep: optional (its imports are guarded), not on ")
+            for line in plan.stdout.splitlines()
+        ), plan.stdout
+        assert done.returncode == 0, done.stdout + done.stderr
+        (run,) = _json(done)["install"]["runs"]
+        assert (run["requirements"], run["installed"]) == (
+            [f"needdep=={NEED}"],
+            [f"needdep-{NEED}"],
+        )
+        results = [_on(client, w, TASKS.run_of, "job").result() for w in workers]
+        assert results == [(NEED, True)] * 2  # needdep's value; optdep absent, the code runs
+        assert check.returncode == 0, check.stdout + check.stderr
+        (row,) = [line for line in check.stdout.splitlines() if line.startswith("optdep ")]
+        assert row.split()[:5] == ["optdep", "(optional)", OPT, "missing", "2"], row
+        assert row.split()[-1] == "ok"
+
+
+@pytest.mark.cluster
+def test_a_required_package_pip_cannot_get_is_named_and_the_one_it_can_is_installed(
+    tmp_path: Path, nodes: Nodes, built: dict[str, Path], project: Project, client_site: Path
+) -> None:
+    project.write("job.py", "import needdep\nimport optdep  # required here: not guarded\n")
+    python = nodes.venv("empty", tmp_path / "workers")
+    with _start(nodes, (python, True)) as client:
+        (worker,) = client.scheduler_info()["workers"]
+
+        done = _shipit(nodes, project, client_site, "--no-index", "--find-links", built["needdep"])
+
+        assert done.returncode == 1, done.stdout + done.stderr
+        (failed,) = [line for line in done.stderr.splitlines() if line.startswith("failed ")]
+        assert failed.startswith(f"failed     optdep=={OPT}  on ")
+        assert f"No matching distribution found for optdep=={OPT}" in failed
+        assert failed.endswith(f"installed the others: needdep-{NEED}")
+        assert _on(client, worker, TASKS.importable, "needdep").result() is True
+        assert _on(client, worker, TASKS.importable, "optdep").result() is False

@@ -30,6 +30,7 @@ from ..errors import BuildFailed, DownloadFailed, InstallFailed
 from ..node import pip as installer
 from ..parity import check as parity
 from ..report import EnvironmentInstall, InstallReport, ParityReport
+from ..text import names
 from .requirements import SCHEDULER, Group, group, needs
 from .restarts import needed, only_restarts, restart_stale
 from .wheels import (
@@ -112,7 +113,7 @@ class Installer:
             groups, unknown = ([], []) if not need.by_node else group(need.by_node, self._envs())
             skipped = (*self.skipped, *need.skipped)
             if dry_run:
-                skipped = (*skipped, *_installed_nowhere(before))
+                skipped = (*skipped, *_installed_nowhere(before), *_optional_absent(before))
             lost = [_failed_node(n, need.by_node[n]) for n in unknown]
             if dry_run:
                 answer = {
@@ -241,6 +242,7 @@ def _result(
         options=tuple(answer.get("options") or ()),
         output=str(answer.get("output") or ""),
         seconds=float(answer.get("seconds") or 0.0),
+        unobtainable=tuple(answer.get("unobtainable") or ()),
     )
 
 
@@ -249,6 +251,21 @@ def _failed_node(node: str, requirements: Sequence[str]) -> EnvironmentInstall:
         host="?", prefix="?", nodes=(node,), ran_on=node, requirements=tuple(requirements),
         status="failed", error="its environment did not answer; is the node busy or gone?",
     )  # fmt: skip
+
+
+def _optional_absent(report: ParityReport) -> list[str]:
+    """Optional distributions (imported where a failed import is caught) that some nodes
+    lack: noted, never installed."""
+    notes = []
+    for row in report.rows:
+        cells = {**row.by_worker, "the scheduler": row.scheduler}
+        lacking = [node for node, cell in cells.items() if cell == "missing"]
+        if row.kind == "optional" and lacking:
+            notes.append(
+                f"{row.package}: optional (its imports are guarded), not on {names(lacking)}; "
+                "not installed: add it to [tool.shipit] extra-packages to install it"
+            )
+    return notes
 
 
 def _installed_nowhere(report: ParityReport) -> list[str]:

@@ -98,6 +98,7 @@ def _install(
     env = environment()
     lock = os.path.join(tempfile.gettempdir(), f"shipit-pip-{env['key']}.lock")
     result: dict[str, Any] = {**env, "ok": False, "installed": [], "options": list(options)}
+    unobtainable: dict[str, str] = {}  # requirement -> pip's reason
     try:
         with _locked(lock, timeout), tempfile.TemporaryDirectory(prefix="shipit-wheels-") as folder:
             args = list(options)
@@ -107,28 +108,66 @@ def _install(
                         f.write(data)
                 args += ["--find-links", folder]
             result["options"] = args
-            left = max(1.0, timeout - (time.monotonic() - started))
-            proc = subprocess.run(
-                [sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
-                 "--no-input", *args, *requirements],
-                capture_output=True, text=True, timeout=left, check=False,
-                env={**os.environ, "PIP_NO_INPUT": "1"},
-            )  # fmt: skip
+            wanted, installed = list(requirements), []
+            # A requirement pip cannot find fails the whole run: name it and install the
+            # others without it, in the same sync.
+            while wanted:
+                left = max(1.0, timeout - (time.monotonic() - started))
+                proc = _pip(args, wanted, left)
+                installed += _installed(proc.stdout)
+                missing = _unobtainable(proc.stderr, wanted) if proc.returncode else []
+                for requirement in missing:
+                    unobtainable[requirement] = pip_error(proc.stderr, about=requirement)
+                    wanted.remove(requirement)
+                if proc.returncode == 0 or not missing:
+                    break
     except subprocess.TimeoutExpired:
         error = f"pip did not finish within {timeout:g} s"
         return {**result, "error": error, "seconds": time.monotonic() - started}
     except (TimeoutError, OSError) as e:
         return {**result, "error": str(e), "seconds": time.monotonic() - started}
     out = proc.stdout
-    installed = re.findall(r"^Successfully installed (.+)$", out, flags=re.M)
+    ok = proc.returncode == 0 or not wanted  # every requirement was tried
+    errors = [f"{r}: {why}" for r, why in unobtainable.items()]
+    if proc.returncode and wanted:
+        errors.append(pip_error(proc.stderr))
     return {
         **result,
-        "ok": proc.returncode == 0,
-        "installed": installed[-1].split() if installed else [],
-        "error": pip_error(proc.stderr) if proc.returncode else None,
+        "ok": ok and not unobtainable,
+        "installed": installed,
+        "unobtainable": sorted(unobtainable),
+        "error": "; ".join(errors) or None,
         "output": (out + proc.stderr)[-_TAIL:],
         "seconds": time.monotonic() - started,
     }
+
+
+def _pip(args: list[str], requirements: list[str], timeout: float) -> Any:
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
+         "--no-input", *args, *requirements],
+        capture_output=True, text=True, timeout=timeout, check=False,
+        env={**os.environ, "PIP_NO_INPUT": "1"},
+    )  # fmt: skip
+
+
+def _installed(stdout: str) -> list[str]:
+    found = re.findall(r"^Successfully installed (.+)$", stdout, flags=re.M)
+    return found[-1].split() if found else []
+
+
+# pip's words for a requirement no index or folder it was given can satisfy.
+_NOT_FOUND = re.compile(
+    r"^ERROR: (?:No matching distribution found for|Could not find a version that satisfies "
+    r"the requirement) (\S+)",
+    re.M,
+)
+
+
+def _unobtainable(stderr: str, requirements: list[str]) -> list[str]:
+    """The requirements pip said it cannot find, as they were given to it."""
+    named = set(_NOT_FOUND.findall(stderr))
+    return [r for r in requirements if r in named]
 
 
 @contextlib.contextmanager
@@ -172,9 +211,12 @@ def _unlock(handle: Any) -> None:
         fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def pip_error(stderr: str) -> str:
-    """pip's own words, shortened: its ERROR lines, else its last line."""
+def pip_error(stderr: str, about: str | None = None) -> str:
+    """pip's own words, shortened: its ERROR lines (those naming ``about``, if given), else
+    its last line."""
     errors = [line.strip() for line in stderr.splitlines() if line.startswith("ERROR:")]
+    if about is not None:
+        errors = [line for line in errors if about in line][-1:] or errors
     lines = errors or [line.strip() for line in stderr.splitlines() if line.strip()][-1:]
     text = " ".join(lines) or "pip failed"
     return text if len(text) <= _ERROR_CHARS else text[: _ERROR_CHARS - 3] + "..."

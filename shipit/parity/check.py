@@ -23,7 +23,7 @@ from ..connection import connect
 from ..errors import ConfigError, ConnectionFailed, VersionMismatch
 from ..node import probe as nodeinfo
 from ..project.discover import Project, Unit
-from ..project.imports import distributions_for, imported_names
+from ..project.imports import distributions_for, imported_names, optional_names
 from ..project.pack import digest_on_disk
 from ..report import ParityReport
 from .versions import DASK_OPTIONAL, DASK_STACK, Facts, compare
@@ -81,12 +81,17 @@ class Parity:
         """Read the project again (its imports and the digest of each unit it ships), or
         take them from ``plan``, a :func:`shipit.plan` just made."""
         units = Project(self.config).units() if plan is None else plan.units
-        imports = None if plan is None else plan.imports
-        self.wanted = wanted_distributions(self.config, units, imports)
+        if plan is not None and plan.imports is not None:
+            imports, optional = plan.imports, plan.optional_imports
+        else:
+            files = [unit.root / f for unit in units for f in unit.files if f.endswith(".py")]
+            imports, optional = imported_names(files), optional_names(files)
+        self.wanted = wanted_distributions(self.config, units, imports - optional)
+        self.optional = optional_distributions(self.config, units, optional, self.wanted)
         project = self.config.pyproject.get("project", {})
         name = project.get("name") if isinstance(project, dict) else None
         by = name if isinstance(name, str) else self.config.root.name
-        self.declared = {str(canonicalize_name(d)): by for d in _declared(self.config.pyproject)}
+        self.declared = {str(canonicalize_name(d)): by for d in _declared(self.config)}
         packed = {} if plan is None else {pack.name: pack.digest for pack in plan.packs}
         self.digests = {unit.name: packed.get(unit.name) or digest_on_disk(unit) for unit in units}
         self.severity: dict[str, str] = {
@@ -96,12 +101,13 @@ class Parity:
 
     def report(self, client: Client, timeout: float = DEFAULT_TIMEOUT) -> ParityReport:
         started = time.perf_counter()
-        names = list(self.wanted)
+        names = [*self.wanted, *self.optional]
         local = {**nodeinfo.probe(names), "units": self.digests}
         scheduler, workers = _probe_cluster(client, names, timeout)
         rows = compare(
-            local, scheduler, workers, self.wanted, severity=self.severity, declared=self.declared
-        )
+            local, scheduler, workers, self.wanted, severity=self.severity,
+            declared=self.declared, optional=self.optional,
+        )  # fmt: skip
         return ParityReport(
             rows=rows,
             scheduler=str(getattr(client.scheduler, "address", "")),
@@ -131,7 +137,7 @@ def wanted_distributions(
         imports = imported_names(files)
     provided = distributions_for(imports - own)
     names = {name for dists in provided.values() for name in dists}
-    names |= set(_declared(config.pyproject))
+    names |= set(_declared(config))
     names |= {_requirement(e, "[tool.shipit] extra-packages").name for e in config.extra_packages}
     shipped = {u.origin.partition(":")[2] for u in units if u.origin.startswith("editable:")}
     skip = {canonicalize_name(n) for n in (*config.ignore, *shipped, *_CLIENT_ONLY)}
@@ -140,13 +146,45 @@ def wanted_distributions(
     return {name: required for name, required in wanted.items() if name not in skip}
 
 
-def _declared(pyproject: Mapping[str, Any]) -> Iterator[str]:
-    """``[project] dependencies`` that apply to this Python and platform."""
-    project = pyproject.get("project")
-    for entry in project.get("dependencies", []) if isinstance(project, dict) else []:
-        requirement = _requirement(entry, "[project] dependencies")
-        if requirement.marker is None or requirement.marker.evaluate():
-            yield requirement.name
+def optional_distributions(
+    config: Config, units: Sequence[Unit], optional: frozenset[str], wanted: Mapping[str, bool]
+) -> tuple[str, ...]:
+    """Canonical names of the distributions the code may use but runs without: those of
+    imports guarded by a handler of a failed import, and the ``[project.optional-dependencies]``
+    groups that ``[tool.shipit] extras`` does not name. Compared where nodes have them,
+    never installed; ``extra-packages`` makes one required."""
+    names = {n for dists in distributions_for(optional - {u.name for u in units}).values()
+             for n in dists}  # fmt: skip
+    names |= set(_declared(config, unnamed_extras=True))
+    skip = {canonicalize_name(n) for n in (*config.ignore, *_CLIENT_ONLY)} | set(wanted)
+    return tuple(sorted({str(canonicalize_name(n)) for n in names} - skip))
+
+
+def _declared(config: Config, unnamed_extras: bool = False) -> Iterator[str]:
+    """``[project] dependencies`` that apply to this Python and platform, and those of the
+    extras ``[tool.shipit] extras`` names; with ``unnamed_extras``, those of every other
+    extra instead."""
+    project = config.pyproject.get("project")
+    project = project if isinstance(project, dict) else {}
+    groups = project.get("optional-dependencies")
+    groups = groups if isinstance(groups, dict) else {}
+    unknown = [e for e in config.extras if e not in groups]
+    if unknown:
+        raise ConfigError(
+            f"[tool.shipit] extras names {', '.join(map(repr, unknown))}, which "
+            f"[project.optional-dependencies] does not have (it has: {', '.join(groups) or 'none'})"
+        )
+    if unnamed_extras:
+        chosen = [(g, e) for g, e in groups.items() if g not in config.extras]
+    else:
+        chosen = [("", project.get("dependencies", []))]
+        chosen += [(g, groups[g]) for g in config.extras]
+    for group, entries in chosen:
+        where = f"[project.optional-dependencies] {group}" if group else "[project] dependencies"
+        for entry in entries if isinstance(entries, list) else []:
+            requirement = _requirement(entry, where)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": group}):
+                yield requirement.name
 
 
 def _requirement(text: object, where: str) -> Requirement:

@@ -29,6 +29,7 @@ def compare(
     *,
     severity: Mapping[str, str] | None = None,
     declared: Mapping[str, str] | None = None,
+    optional: Collection[str] = (),
 ) -> tuple[VersionRow, ...]:
     """Rows for Python, the platform, each wanted distribution and each shipped unit.
 
@@ -37,6 +38,8 @@ def compare(
     ``severity`` overrides the level of a row that differs, by row name. ``declared`` maps
     the distributions the project requires to the project's name: one installed nowhere, not
     even on the client, is a warning row (nothing can install it at the client's version).
+    ``optional`` names distributions the code runs without (guarded imports): compared where
+    a node has them, a different version a warning; absent is fine.
 
     Example::
 
@@ -48,6 +51,7 @@ def compare(
     rows = [_python_row(nodes), _platform_row(nodes), *_probe_rows(scheduler, workers)]
     for name, required in wanted.items():
         rows += _package_row(name, required, nodes, (declared or {}).get(name))
+    rows += [row for name in optional if (row := _optional_row(name, nodes)) is not None]
     rows += _code_rows(nodes)
     overrides = severity or {}
     return tuple(
@@ -184,6 +188,22 @@ def _package_row(
         hints.append("Dask uses it where present")
     cells = {k: _cell(i) for k, i in infos.items()}
     return [nodes.row(name, "package", cells, severity, "; ".join(hints))]
+
+
+def _optional_row(name: str, nodes: _Nodes) -> VersionRow | None:
+    """A distribution the code imports where a failed import is caught: where the client and
+    a node both have it, the versions should agree (a warning); absent anywhere is fine."""
+    infos = {k: f.get("packages", {}).get(name) for k, f in nodes.facts.items()}
+    if not any(infos.values()):
+        return None
+    reference = _running(infos[nodes.CLIENT])
+    other = [k for k, i in infos.items() if i and reference and _running(i) != reference]
+    hint = (
+        f"{nodes.where(other, 'run')} another version of optional {name}; to install "
+        f"{name}=={reference} there, add it to [tool.shipit] extra-packages"
+    )
+    cells = {k: _cell(i) for k, i in infos.items()}
+    return nodes.row(name, "optional", cells, "warning" if other else "ok", hint)
 
 
 def _running(info: Facts | None) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import logging
@@ -58,6 +59,22 @@ def imported_names(paths: Iterable[Path]) -> frozenset[str]:
     return frozenset(names)
 
 
+def optional_names(paths: Iterable[Path]) -> frozenset[str]:
+    """Top-level names these files import only where a failed import is caught (see
+    :func:`guarded_names`): in none of them is the import plain."""
+    guarded: set[str] = set()
+    plain: set[str] = set()
+    for path in paths:
+        try:
+            source = path.read_bytes()
+        except OSError:
+            continue
+        here = guarded_names(source)
+        guarded |= here
+        plain |= names_in(source) - here
+    return frozenset(guarded - plain)
+
+
 def names_in(source: bytes) -> frozenset[str]:
     """Top-level module names that absolute imports in this source name.
 
@@ -65,6 +82,66 @@ def names_in(source: bytes) -> frozenset[str]:
     ['a', 'numpy', 'os']
     """
     return frozenset(_absolute_imports(source))
+
+
+# A handler that may guard an import: one that catches ImportError, ModuleNotFoundError,
+# Exception or anything. Only sources with one are parsed to tell optional imports apart.
+_MAY_GUARD = re.compile(
+    rb"^[ \t]*except\b[ \t]*(?::|[^\n:]*\b(?:ImportError|ModuleNotFoundError|Exception))", re.M
+)
+_CATCHES_IMPORT_ERRORS = frozenset(
+    {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+)
+_TRY = (ast.Try, *((ast.TryStar,) if sys.version_info >= (3, 11) else ()))
+
+
+def guarded_names(source: bytes) -> frozenset[str]:
+    """Top-level names this source imports only inside a ``try`` whose handler catches a
+    failed import (``ImportError``, ``ModuleNotFoundError``, ``Exception``, or anything):
+    the code runs without them, so they are optional. A handler's own imports (the
+    fallback) and every import outside such a ``try`` are not guarded.
+
+    Only a source with such a handler is parsed; the others cost one text search.
+
+    >>> sorted(guarded_names(b"import a\\ntry:\\n import b, a\\nexcept ImportError:\\n b = None"))
+    ['b']
+    >>> sorted(guarded_names(b"try:\\n import ujson as json\\nexcept ImportError:\\n import json"))
+    ['ujson']
+    """
+    if b"try" not in source or not _MAY_GUARD.search(source):
+        return frozenset()
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):  # the syntax check names it; count its imports as plain
+        return frozenset()
+    guarded: set[str] = set()
+    plain: set[str] = set()
+    stack: list[tuple[ast.AST, bool]] = [(tree, False)]
+    while stack:
+        node, inside = stack.pop()
+        if isinstance(node, ast.Import):
+            (guarded if inside else plain).update(a.name.partition(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module:
+                (guarded if inside else plain).add(node.module.partition(".")[0])
+        elif isinstance(node, _TRY) and any(map(_catches_import_errors, node.handlers)):
+            stack += [(statement, True) for statement in node.body]
+            rest = (*node.handlers, *node.orelse, *node.finalbody)
+            stack += [(statement, inside) for statement in rest]
+        else:
+            stack += [(child, inside) for child in ast.iter_child_nodes(node)]
+    return frozenset(guarded - plain)
+
+
+def _catches_import_errors(handler: ast.ExceptHandler) -> bool:
+    caught = handler.type
+    if caught is None:  # a bare except
+        return True
+    names = caught.elts if isinstance(caught, ast.Tuple) else [caught]
+    return any(
+        (n.id if isinstance(n, ast.Name) else getattr(n, "attr", None)) in _CATCHES_IMPORT_ERRORS
+        for n in names
+    )
 
 
 def _absolute_imports(source: bytes) -> Iterator[str]:

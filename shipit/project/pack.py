@@ -23,7 +23,7 @@ from ..node.graph import computes_imports, module_name
 from ..report import SyntaxProblem
 from ..text import shown_path
 from .discover import Unit
-from .imports import names_in
+from .imports import guarded_names, names_in
 from .reading import read_counted, read_settled
 from .rules import PRIVATE_KEY, holds_private_key
 from .syntax import compile_all
@@ -180,6 +180,7 @@ class Packer:
         self._entries: dict[Path, _Entry] = {}
         self._compiled: dict[str, SyntaxProblem | None] = {}
         self._imports: dict[str, frozenset[str]] = {}  # .py digest -> names it imports
+        self._guarded: dict[str, frozenset[str]] = {}  # ... of those, the optional ones
         self._sources: dict[str, bytes] = {}  # read by imported_names, for the next pack
         self._computed: set[str] = set()  # .py digests whose imports text cannot tell
         self._syntax_cache = syntax_cache or SyntaxCache()
@@ -333,9 +334,25 @@ class Packer:
             )
         )
 
+    def optional_imports(self, units: Iterable[Unit]) -> frozenset[str]:
+        """The names these units' ``.py`` files import only where a failed import is caught
+        (:func:`~shipit.project.imports.guarded_names`); no file is read."""
+        guarded: set[str] = set()
+        plain: set[str] = set()
+        for unit in units:
+            for rel in unit.files:
+                entry = self._entries.get(unit.root / rel) if rel.endswith(".py") else None
+                if entry is not None:
+                    here = self._guarded.get(entry.digest, frozenset())
+                    guarded |= here
+                    plain |= self._imports.get(entry.digest, frozenset()) - here
+        return frozenset(guarded - plain)
+
     def _learn_imports(self, digest: str, data: bytes) -> None:
         if digest not in self._imports:
             self._imports[digest] = names_in(data)
+            if guarded := guarded_names(data):
+                self._guarded[digest] = guarded
             if computes_imports(data):
                 self._computed.add(digest)
 

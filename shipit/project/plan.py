@@ -38,6 +38,8 @@ class Plan:
     # Modules whose imports their text cannot tell: nodes reload them with any change in
     # their unit, and so every module that imports them.
     computed_imports: tuple[str, ...] = ()
+    # Of ``imports``, those only ever imported where a failed import is caught: optional.
+    optional_imports: frozenset[str] = frozenset()
 
 
 def plan(path: str | Path = ".", packer: Packer | None = None) -> Plan:
@@ -74,6 +76,7 @@ def plan_of(config: Config, packer: Packer | None = None) -> Plan:
         held_back=tuple(sorted({**project.held_back(), **packer.held_back}.items())),
         readmitted=tuple(sorted(project.shipped_though_ignored().items())),
         computed_imports=packer.computed_imports(packs),
+        optional_imports=packer.optional_imports(units),
     )
 
 
