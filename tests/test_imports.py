@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from shipit.project.imports import distributions_for, imported_names, top_level_names
+from shipit.project.imports import (
+    distributions_for,
+    guarded_names,
+    imported_names,
+    optional_names,
+    top_level_names,
+)
 
 
 def write(path: Path, text: str) -> Path:
@@ -100,3 +106,34 @@ def test_distributions_for_given_distributions(tmp_path: Path) -> None:
     ]
     found = distributions_for(["shared", "only_first", "typing", "absent"], dists)
     assert found == {"only_first": ["first"], "shared": ["first", "second"]}
+
+
+GUARDED_CASES = [
+    ("try:\n    import fast\nexcept ImportError:\n    import slow\n", {"fast"}),  # slow: fallback
+    ("try:\n    import a.b\nexcept ModuleNotFoundError:\n    a = None\n", {"a"}),
+    ("try:\n    from a import x\nexcept (ValueError, ImportError):\n    x = None\n", {"a"}),
+    ("try:\n    import a\nexcept Exception:\n    pass\n", {"a"}),
+    ("try:\n    import a\nexcept:\n    pass\n", {"a"}),
+    ("try:\n    import a\nexcept builtins.ImportError:\n    pass\n", {"a"}),
+    ("try:\n    import a\nexcept ValueError:\n    pass\n", set()),  # a failed import escapes
+    ("import a\ntry:\n    import a, b\nexcept ImportError:\n    pass\n", {"b"}),  # a is plain too
+    ("def f():\n try:\n  import lazy\n except ImportError:\n  return\n", {"lazy"}),
+    ("try:\n    from . import sibling\nexcept ImportError:\n    pass\n", set()),
+    ("try:\n    import a\nexcept ImportError:\n    pass\nelse:\n    import b\n", {"a"}),
+    ("try:\n    import a\nexcept ImportError:\n    pass\nfinally:\n    import c\n", {"a"}),
+    ("try:\n    import a\nexcept ImportError:\n    def broken(:\n", set()),  # no syntax, no guess
+]
+
+
+@pytest.mark.parametrize(("source", "expected"), GUARDED_CASES)
+def test_guarded_imports_are_optional(tmp_path: Path, source: str, expected: set[str]) -> None:
+    path = write(tmp_path / "m.py", source)
+    assert guarded_names(path.read_bytes()) == expected
+    assert optional_names([path]) == expected
+
+
+def test_a_name_imported_plainly_in_another_file_is_not_optional(tmp_path: Path) -> None:
+    guarded = write(tmp_path / "a.py", "try:\n    import numpy\nexcept ImportError:\n    pass\n")
+    plain = write(tmp_path / "b.py", "import numpy\n")
+    assert optional_names([guarded]) == {"numpy"}
+    assert optional_names([guarded, plain]) == set()

@@ -72,3 +72,49 @@ def test_a_bad_requirement_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         Parity(root)
     assert "[tool.shipit] extra-packages: 'numpy>>2' is not a requirement" in str(info.value)
+
+
+def test_guarded_imports_and_extras_not_named_are_optional(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        """
+        [project]
+        name = "job"
+        version = "0"
+
+        [project.optional-dependencies]
+        cli = ["click"]
+        test = ["pytest"]
+
+        [tool.shipit]
+        extras = ["cli"]
+        """,
+    )
+    (root / "job.py").write_text(
+        "try:\n    import yaml\nexcept ImportError:\n    yaml = None\n\nimport pathspec\n"
+    )
+    parity = Parity(root)
+    project_side = [n for n in parity.wanted if n not in (*DASK_STACK, *DASK_OPTIONAL)]
+    # required: the plain import, the extra the user named; optional: the rest
+    assert project_side == ["click", "pathspec"]
+    assert parity.optional == ("pytest", "pyyaml")
+
+
+def test_extra_packages_makes_an_optional_import_required(tmp_path: Path) -> None:
+    root = write_project(tmp_path, '[tool.shipit]\nextra-packages = ["pyyaml"]\n')
+    (root / "job.py").write_text("try:\n    import yaml\nexcept ImportError:\n    pass\n")
+    parity = Parity(root)
+    assert parity.wanted["pyyaml"] is True and "pyyaml" not in parity.optional
+
+
+def test_an_extra_the_project_lacks_is_named(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        '[project.optional-dependencies]\ncli = ["click"]\n[tool.shipit]\nextras = ["clii"]\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        Parity(root)
+    assert str(info.value) == (
+        "[tool.shipit] extras names 'clii', which [project.optional-dependencies] does not "
+        "have (it has: cli)"
+    )

@@ -300,3 +300,36 @@ def test_the_mismatch_message_is_the_table() -> None:
     assert len(report.table(everything=True).splitlines()) == 4
     data = json.loads(json.dumps(report.to_dict()))
     assert data["ok"] is False and data["rows"][2]["by_worker"] == {W1: "2.0.0", W2: "1.0.0"}
+
+
+@pytest.mark.parametrize(
+    "workers, severity, cells",
+    [
+        ({W1: node(opt=pkg("4.0.0")), W2: node()}, "ok", f"1 worker: 4.0.0; missing on {W2}"),
+        ({W1: node(opt=pkg("3.0.0"))}, "warning", "1 worker: 3.0.0"),
+    ],
+    ids=["absent on a worker: fine", "another version: a warning"],
+)
+def test_an_optional_distribution_is_compared_where_present(
+    workers: dict, severity: str, cells: str
+) -> None:
+    rows = compare(node(opt=pkg("4.0.0")), node(), workers, {}, optional=["opt"])
+    found = row(rows, "opt")
+    assert (found.kind, found.label, found.severity, found.workers) == (
+        "optional", "opt (optional)", severity, cells,
+    )  # fmt: skip
+    if severity == "warning":
+        assert found.suggestion == (
+            f"1 worker ({W1}) runs another version of optional opt; to install opt==4.0.0 "
+            "there, add it to [tool.shipit] extra-packages"
+        )
+    strict = compare(node(opt=pkg("4.0.0")), node(), workers, {}, optional=["opt"],
+                     severity={"opt": "error"})  # fmt: skip
+    assert row(strict, "opt").severity == ("error" if severity == "warning" else "ok")
+
+
+def test_an_optional_distribution_installed_nowhere_has_no_row() -> None:
+    assert [r.package for r in compare(node(), node(), {W1: node()}, {}, optional=["opt"])] == [
+        "python",
+        "platform",
+    ]
