@@ -169,26 +169,29 @@ class ChangeWatcher:
         """How many writing events (created, modified) the watcher has seen for ``path``."""
         return self._collector.writes.get(path, 0)
 
-    def is_whole(self, path: str, status: StatKey, reads_before: int) -> bool | None:
-        """Whether ``path``, just read once with ``status`` by a caller that noted
-        ``reads_seen`` before, is whole: True when it was closed after writing with that
-        status and nothing was written since; False while a writer holds it (written, not
-        closed since) and where the watcher, behind on a loaded machine, has not seen the
-        read yet (the caller packs again later); None where it never saw the file written.
+    def is_whole(self, path: str, status: StatKey, reads_before: int, reads: int) -> bool | None:
+        """Whether ``path`` is whole as a caller read it with ``status``: the caller noted
+        ``reads_seen`` before it opened the file ``reads`` times (the read, then marks).
+        True when at every close after reading the watcher sees from then on, the file had
+        been closed after writing with that status and nothing written since; False while a
+        writer holds it, and where the watcher, behind on a loaded machine, has not seen
+        those reads yet (the caller packs again later); None where it never saw it written.
 
-        For a file it saw written, the watcher waits until it has seen the caller's read
-        (the next close after reading): what it knew at that event, in the kernel's order of
-        events, is the state of the file at the read. Not knowing is never taken for whole:
-        a timed guess let a file truncated for rewriting ship empty under load."""
+        Events come in the kernel's order, so once the watcher has seen as many reads as the
+        caller made, and the caller's last ones came after its read, what it knew at each of
+        them covers the read itself; reads made earlier and seen late (another reader, this
+        process's last pack) must agree too. Not knowing is never taken for whole: a timed
+        guess let a file truncated for rewriting ship empty under load."""
         if not self.writes_seen(path):
             return None
         deadline = time.monotonic() + _READ_SEEN_WAIT
-        while self.reads_seen(path) <= reads_before:
+        while self.reads_seen(path) < reads_before + reads:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.0002)
         known = self._collector.at_read.get(path, {})
-        return known.get(reads_before + 1) == status
+        seen = range(reads_before + 1, self.reads_seen(path) + 1)
+        return all(known.get(n, False) == status for n in seen)
 
     def __iter__(self) -> Iterator[Changes]:
         quiet_since = time.monotonic()

@@ -121,7 +121,13 @@ GUARDED_CASES = [
     ("try:\n    from . import sibling\nexcept ImportError:\n    pass\n", set()),
     ("try:\n    import a\nexcept ImportError:\n    pass\nelse:\n    import b\n", {"a"}),
     ("try:\n    import a\nexcept ImportError:\n    pass\nfinally:\n    import c\n", {"a"}),
-    ("try:\n    import a\nexcept ImportError:\n    def broken(:\n", set()),  # no syntax, no guess
+    ("try:\n    import a\nexcept* ImportError:\n    pass\n", {"a"}),
+    ("try:\n    if x:\n        import a\nexcept ImportError:\n    pass\n", {"a"}),
+    ("try:\n    def f():\n        import a\nexcept ImportError:\n    pass\n", set()),
+    (
+        "try:\n    import a\n\n    # note\nexcept (ValueError,\n        ImportError):\n    pass\n",
+        set(),
+    ),
 ]
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import ast
+import bisect
 import hashlib
 import inspect
+import itertools
 import logging
 import re
 import sys
@@ -87,73 +88,103 @@ def names_in(source: bytes) -> frozenset[str]:
 # A handler that may guard an import: one that catches ImportError, ModuleNotFoundError,
 # Exception or anything. Only sources with one are parsed to tell optional imports apart.
 _MAY_GUARD = re.compile(
-    rb"^[ \t]*except\b[ \t]*(?::|[^\n:]*\b(?:ImportError|ModuleNotFoundError|Exception))", re.M
+    rb"\bexcept\b[ \t]*(?::|[^\n:]*\b(?:ImportError|ModuleNotFoundError|Exception))"
 )
 _CATCHES_IMPORT_ERRORS = frozenset(
-    {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+    {b"ImportError", b"ModuleNotFoundError", b"Exception", b"BaseException"}
 )
-_TRY = (ast.Try, *((ast.TryStar,) if sys.version_info >= (3, 11) else ()))
 
 
 def guarded_names(source: bytes) -> frozenset[str]:
     """Top-level names this source imports only inside a ``try`` whose handler catches a
     failed import (``ImportError``, ``ModuleNotFoundError``, ``Exception``, or anything):
     the code runs without them, so they are optional. A handler's own imports (the
-    fallback) and every import outside such a ``try`` are not guarded.
+    fallback) and every import outside such a ``try`` are not guarded; a ``try`` outside the
+    function an import sits in does not guard it.
 
-    Only a source with such a handler is parsed; the others cost one text search.
+    A text scan like :func:`names_in`: only the lines around an indented import are read,
+    and only in a source where such a handler appears at all.
 
     >>> sorted(guarded_names(b"import a\\ntry:\\n import b, a\\nexcept ImportError:\\n b = None"))
     ['b']
     >>> sorted(guarded_names(b"try:\\n import ujson as json\\nexcept ImportError:\\n import json"))
     ['ujson']
     """
-    if b"try" not in source or not _MAY_GUARD.search(source):
+    if b"except" not in source or not _MAY_GUARD.search(source):
         return frozenset()
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):  # the syntax check names it; count its imports as plain
-        return frozenset()
+    lines: list[bytes] = []
+    starts: list[int] = []
     guarded: set[str] = set()
     plain: set[str] = set()
-    stack: list[tuple[ast.AST, bool]] = [(tree, False)]
-    while stack:
-        node, inside = stack.pop()
-        if isinstance(node, ast.Import):
-            (guarded if inside else plain).update(a.name.partition(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level == 0 and node.module:
-                (guarded if inside else plain).add(node.module.partition(".")[0])
-        elif isinstance(node, _TRY) and any(map(_catches_import_errors, node.handlers)):
-            stack += [(statement, True) for statement in node.body]
-            rest = (*node.handlers, *node.orelse, *node.finalbody)
-            stack += [(statement, inside) for statement in rest]
-        else:
-            stack += [(child, inside) for child in ast.iter_child_nodes(node)]
+    for match in _IMPORT_LINE.finditer(source):
+        names = set(_names_of(match))
+        if source[match.start() : match.start() + 1] not in (b" ", b"\t"):
+            plain |= names  # at the top level of the module: no block around it
+            continue
+        if not lines:  # split only for a source with an indented import
+            lines = source.split(b"\n")
+            starts = list(itertools.accumulate((len(line) + 1 for line in lines), initial=0))
+        at = bisect.bisect_right(starts, match.start()) - 1
+        (guarded if _in_guarding_try(lines, at) else plain).update(names)
     return frozenset(guarded - plain)
 
 
-def _catches_import_errors(handler: ast.ExceptHandler) -> bool:
-    caught = handler.type
-    if caught is None:  # a bare except
-        return True
-    names = caught.elts if isinstance(caught, ast.Tuple) else [caught]
-    return any(
-        (n.id if isinstance(n, ast.Name) else getattr(n, "attr", None)) in _CATCHES_IMPORT_ERRORS
-        for n in names
-    )
+def _indent(line: bytes) -> int | None:
+    """The indentation of a line of code; None for a blank or comment line."""
+    text = line.lstrip(b" \t")
+    return None if not text or text.startswith(b"#") else len(line) - len(text)
+
+
+def _in_guarding_try(lines: list[bytes], at: int) -> bool:
+    """Whether line ``at`` lies in the body of a ``try`` that catches a failed import, in
+    the same function: each enclosing block is found by walking back to a line indented
+    less."""
+    indent = _indent(lines[at]) or 0
+    for i in range(at - 1, -1, -1):
+        if indent == 0:
+            return False
+        here = _indent(lines[i])
+        if here is None or here >= indent:
+            continue
+        header = lines[i].strip()
+        if header.startswith((b"def ", b"async def ", b"class ")):
+            return False
+        if header == b"try:" and _catches_import_errors(lines, i, here):
+            return True
+        indent = here
+    return False
+
+
+def _catches_import_errors(lines: list[bytes], at: int, indent: int) -> bool:
+    """Whether the ``try`` on line ``at`` has a handler for a failed import."""
+    for line in lines[at + 1 :]:
+        here = _indent(line)
+        if here is None or here > indent:
+            continue
+        clause = line.strip()
+        if here < indent or not clause.startswith(b"except"):
+            return False
+        caught = clause[len(b"except") :].partition(b":")[0].replace(b"*", b" ")
+        names = {n.rpartition(b".")[2] for n in re.findall(rb"[\w.]+", caught)}
+        if not caught.strip() or names & _CATCHES_IMPORT_ERRORS:  # a bare except, or one
+            return True  # naming it (a clause over several lines is read as not)
+    return False
+
+
+def _names_of(match: re.Match[bytes]) -> Iterator[str]:
+    imported, module = match.groups()
+    if module is not None:  # from a.b import c; a relative "from .x" does not match
+        yield module.decode().partition(".")[0]
+        return
+    for part in imported.decode(errors="replace").split(","):  # import a.b as x, c
+        name = _NAME.match(part.strip())
+        if name is not None:
+            yield name.group()
 
 
 def _absolute_imports(source: bytes) -> Iterator[str]:
     for match in _IMPORT_LINE.finditer(source):
-        imported, module = match.groups()
-        if module is not None:  # from a.b import c; a relative "from .x" does not match
-            yield module.decode().partition(".")[0]
-            continue
-        for part in imported.decode(errors="replace").split(","):  # import a.b as x, c
-            name = _NAME.match(part.strip())
-            if name is not None:
-                yield name.group()
+        yield from _names_of(match)
 
 
 def top_level_names(distribution: Distribution) -> frozenset[str]:

@@ -24,7 +24,7 @@ from ..report import SyntaxProblem
 from ..text import shown_path
 from .discover import Unit
 from .imports import guarded_names, names_in
-from .reading import read_counted, read_settled
+from .reading import mark_read, read_counted, read_settled
 from .rules import PRIVATE_KEY, holds_private_key
 from .syntax import compile_all
 from .syntaxcache import SyntaxCache
@@ -130,28 +130,26 @@ class WholeFiles(Protocol):
     def reads_seen(self, path: str) -> int: ...
 
     def is_whole(
-        self, path: str, status: tuple[int, int, int], reads_before: int
+        self, path: str, status: tuple[int, int, int], reads_before: int, reads: int
     ) -> bool | None: ...
 
 
 def _moved_since(fresh: Mapping[Path, tuple[tuple[int, int, int], str]]) -> list[Path]:
-    """Read each recently written file again once ``_SETTLE_NS`` passed since its last write;
-    the ones whose status or content changed. A write in progress sets the mtime as it
-    starts, so only the content tells whether it was still filling the file."""
+    """The recently written files whose status or content changed once ``_SETTLE_NS`` passed
+    since their last write (a write sets the mtime as it starts: the content tells)."""
     if not fresh:
         return []
     newest = max(key[1] for key, _ in fresh.values())
     time.sleep(min(max(newest + _SETTLE_NS - time.time_ns(), 0), _SETTLE_NS) / 1e9)
-    moved = []
-    for path, (key, digest) in fresh.items():
-        try:
-            data, now = read_settled(path)
-        except (FileNotFoundError, StaleFile):
-            moved.append(path)
-            continue
-        if now != key or file_digest(data) != digest:
-            moved.append(path)
-    return moved
+    return [path for path, (key, digest) in fresh.items() if _changed(path, key, digest)]
+
+
+def _changed(path: Path, key: tuple[int, int, int], digest: str) -> bool:
+    try:
+        data, now = read_settled(path)
+    except (FileNotFoundError, StaleFile):
+        return True
+    return now != key or file_digest(data) != digest
 
 
 @dataclass(frozen=True)
@@ -173,9 +171,9 @@ class Packer:
 
     def __init__(self, syntax_cache: SyntaxCache | None = None) -> None:
         self._fresh: dict[Path, tuple[tuple[int, int, int], str]] = {}
-        # What this pack read: each file's status, and the watcher's count of reads before
-        # this pack's last read of it.
-        self._read: dict[Path, tuple[tuple[int, int, int], int]] = {}
+        # What this pack read: each file's status, the watcher's count of reads before this
+        # pack's last read of it, and how many times the pack then opened it.
+        self._read: dict[Path, tuple[tuple[int, int, int], int, int]] = {}
         self._whole: WholeFiles | None = None
         self._entries: dict[Path, _Entry] = {}
         self._compiled: dict[str, SyntaxProblem | None] = {}
@@ -378,7 +376,10 @@ class Packer:
             data, key, reads = read_counted(path, 5)
         except FileNotFoundError:
             return None, None
-        self._read[path] = (key, before + reads - 1)
+        if self._whole is not None:
+            # Marks after the read: once the watcher has seen them, it has seen the read.
+            reads += mark_read(path)
+        self._read[path] = (key, before, reads)
         entry = _Entry(
             key, file_digest(data), len(data), key[1] < hashed_at - _RACY_NS,
             holds_private_key(data),
