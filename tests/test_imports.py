@@ -78,6 +78,10 @@ def dist_info(site: Path, name: str, *, top_level: str | None = None, record: st
         write(folder / "top_level.txt", top_level)
     if record:
         write(folder / "RECORD", record)
+        for line in record.splitlines():  # installed files exist (Python 3.13 skips others)
+            file = (site / line.partition(",")[0]).resolve()
+            if file.is_relative_to(site.resolve()) and not file.exists():
+                write(file, "")
     return folder
 
 
