@@ -165,6 +165,14 @@ class ChangeWatcher:
         """How many closes after reading the watcher has seen for ``path``."""
         return self._collector.reads.get(path, 0)
 
+    def wait_for_reads(self, path: str, count: int) -> int:
+        """Wait (a moment at most) until the watcher has seen ``count`` closes after reading
+        ``path``; how many it has seen."""
+        deadline = time.monotonic() + _READ_SEEN_WAIT
+        while (seen := self.reads_seen(path)) < count and time.monotonic() < deadline:
+            time.sleep(0.0002)
+        return seen
+
     def writes_seen(self, path: str) -> int:
         """How many writing events (created, modified) the watcher has seen for ``path``."""
         return self._collector.writes.get(path, 0)

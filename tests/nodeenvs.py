@@ -33,6 +33,11 @@ import pytest
 
 PYENV_ROOT = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
 CLIENT_SITE = Path(sysconfig.get_paths()["purelib"])
+MINORS = ("3.10", "3.11", "3.12", "3.13")  # what pyproject allows, up to the newest here
+CLIENT_MINOR = f"{sys.version_info[0]}.{sys.version_info[1]}"
+OTHER_MINORS = tuple(m for m in MINORS if m != CLIENT_MINOR)
+# The other minor that runs behind a nanny (restarted by the tests).
+NANNY_MINOR = next(m for m in ("3.12", "3.13", "3.11") if m != CLIENT_MINOR)
 # Compiled parts of distributed's dependencies, and what a node imports instead when the
 # client's build cannot load there (checked by probe_modules).
 COMPILED = ("msgpack", "yaml", "markupsafe", "psutil", "tornado.speedups", "lz4", "cytoolz")

@@ -1,8 +1,9 @@
 """Real workers on another Python minor (issue 11): told, never crashed, never silently dropped.
 
 One cluster for the module, all on loopback and all running the same dask/distributed: a
-``dask scheduler`` and a worker on the client's Python (3.11), a nanny worker on 3.12 and
-plain workers on 3.10 and 3.13 (``tests/nodeenvs.py``; a minor pyenv lacks is left out). Each
+``dask scheduler`` and a worker on the client's Python, a nanny worker on 3.12 (3.13 when the
+client runs 3.12) and plain workers on the other minors from 3.10 to 3.13
+(``tests/nodeenvs.py``; a minor pyenv lacks is left out). Each
 test ships a project of its own into it, through the ``shipit`` command (a real process)
 or the Python API, and asserts what a user sees: exit codes, the lines printed, the values
 tasks return; and, after each test, that every worker is alive, connected and never crashed.
@@ -30,13 +31,17 @@ from shipit.install.requirements import SCHEDULER, needs
 from shipit.parity.versions import compare
 
 from .helpers import Project
-from .nodeenvs import NodeCluster, NodePython, wait_until
+from .nodeenvs import (
+    CLIENT_MINOR,
+    NANNY_MINOR,
+    OTHER_MINORS,
+    NodeCluster,
+    NodePython,
+    wait_until,
+)
 
 CLIENT_PYTHON = Path(sys.executable)
-CLIENT_MINOR = f"{sys.version_info[0]}.{sys.version_info[1]}"
 CLIENT_VERSION = ".".join(map(str, sys.version_info[:3]))
-OTHER_MINORS = ("3.10", "3.12", "3.13")
-NANNY_MINOR = "3.12"  # the one behind a nanny: restarted by the tests
 SAME = f"py{CLIENT_MINOR}"
 
 # Real node processes (other Pythons), loop-mounted file systems.
@@ -349,7 +354,7 @@ def test_install_runs_pip_only_where_the_clients_python_runs(
 
     report = shipit.install(healthy.client, project.root, strict=False)
 
-    [run] = report.runs  # the client's environment only: the scheduler's and py3.11's
+    [run] = report.runs  # the client's environment only: the scheduler's, the same-Python worker's
     assert sorted(run.nodes) == sorted([same, "scheduler"])
     assert run.status == "failed" and "No matching distribution found" in (run.error or "")
     for address, version in mismatched.items():

@@ -16,7 +16,6 @@ import zipfile
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from ..errors import StaleFile
 from ..node.graph import computes_imports, module_name
@@ -24,7 +23,7 @@ from ..report import SyntaxProblem
 from ..text import shown_path
 from .discover import Unit
 from .imports import guarded_names, names_in
-from .reading import mark_read, read_counted, read_settled
+from .reading import WholeFiles, mark_read, read_counted, read_settled
 from .rules import PRIVATE_KEY, holds_private_key
 from .syntax import compile_all
 from .syntaxcache import SyntaxCache
@@ -124,16 +123,6 @@ class Pack:
         return buffer.getvalue()
 
 
-class WholeFiles(Protocol):
-    """What a file watcher knows of files being written (``shipit.watcher.ChangeWatcher``)."""
-
-    def reads_seen(self, path: str) -> int: ...
-
-    def is_whole(
-        self, path: str, status: tuple[int, int, int], reads_before: int, reads: int
-    ) -> bool | None: ...
-
-
 def _moved_since(fresh: Mapping[Path, tuple[tuple[int, int, int], str]]) -> list[Path]:
     """The recently written files whose status or content changed once ``_SETTLE_NS`` passed
     since their last write (a write sets the mtime as it starts: the content tells)."""
@@ -176,6 +165,7 @@ class Packer:
         self._read: dict[Path, tuple[tuple[int, int, int], int, int]] = {}
         self._whole: WholeFiles | None = None
         self._entries: dict[Path, _Entry] = {}
+        self._opened: dict[Path, int] = {}  # the watcher's count of reads after our last one
         self._compiled: dict[str, SyntaxProblem | None] = {}
         self._imports: dict[str, frozenset[str]] = {}  # .py digest -> names it imports
         self._guarded: dict[str, frozenset[str]] = {}  # ... of those, the optional ones
@@ -209,7 +199,10 @@ class Packer:
             self._fresh, self._read, self._whole = {}, {}, whole
             result = self._pack_once(units, changed)
             known = (
-                {p: whole.is_whole(str(p), *seen) for p, seen in self._read.items()}
+                {
+                    p: seen[1] >= 0 and whole.is_whole(str(p), *seen)
+                    for p, seen in self._read.items()
+                }
                 if whole is not None
                 else {}
             )
@@ -371,7 +364,12 @@ class Packer:
         if cached is not None and cached.trusted and cached.stat_key == key:
             return cached, None
         hashed_at = time.time_ns()
-        before = self._whole.reads_seen(str(path)) if self._whole is not None else 0
+        before = 0
+        if self._whole is not None:
+            # This packer's own earlier reads of the file seen first (-1: not in time), so
+            # that none of them, seen late on a loaded machine, passes for this one.
+            seen = self._whole.wait_for_reads(str(path), self._opened.get(path, 0))
+            before = seen if seen >= self._opened.get(path, 0) else -1
         try:
             data, key, reads = read_counted(path, 5)
         except FileNotFoundError:
@@ -379,6 +377,7 @@ class Packer:
         if self._whole is not None:
             # Marks after the read: once the watcher has seen them, it has seen the read.
             reads += mark_read(path)
+            self._opened[path] = max(before, 0) + reads
         self._read[path] = (key, before, reads)
         entry = _Entry(
             key, file_digest(data), len(data), key[1] < hashed_at - _RACY_NS,

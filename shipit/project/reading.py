@@ -8,10 +8,23 @@ import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import BadFile, StaleFile
 
 logger = logging.getLogger(__name__)
+
+
+class WholeFiles(Protocol):
+    """What a file watcher knows of files being written (``shipit.watcher.ChangeWatcher``)."""
+
+    def reads_seen(self, path: str) -> int: ...
+
+    def wait_for_reads(self, path: str, count: int) -> int: ...
+
+    def is_whole(
+        self, path: str, status: tuple[int, int, int], reads_before: int, reads: int
+    ) -> bool | None: ...
 
 
 def read_settled(path: Path, attempts: int = 5) -> tuple[bytes, tuple[int, int, int]]:
