@@ -234,7 +234,7 @@ class VersionRow:
     """One line of the parity table: what each side has, how bad a difference is, what to do."""
 
     package: str
-    kind: Literal["python", "platform", "probe", "package", "optional", "code"]
+    kind: Literal["python", "platform", "probe", "package", "optional", "code", "joined"]
     client: str
     scheduler: str
     workers: str  # grouped: "7 workers: 2.1.0; 2.0.0 on tcp://10.0.0.7:4000"
@@ -244,9 +244,8 @@ class VersionRow:
 
     @property
     def label(self) -> str:
-        return (
-            f"{self.package} ({self.kind})" if self.kind in ("code", "optional") else self.package
-        )
+        named = self.kind in ("code", "optional", "joined")
+        return f"{self.package} ({self.kind})" if named else self.package
 
 
 @dataclass(frozen=True)
@@ -301,3 +300,48 @@ def format_table(rows: Collection[VersionRow]) -> str:
         (r.label, r.client, r.scheduler, r.workers, r.severity, r.suggestion) for r in rows
     ]
     return "\n".join(aligned(lines))
+
+
+EventKind = Literal[
+    "cluster",
+    "ready",
+    "shipped",
+    "installed",
+    "syntax-error",
+    "failed",
+    "error",
+    "disconnected",
+    "reconnected",
+    "caught-up",
+    "stopped",
+]
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One thing that happened in a watch; ``str()`` gives the line the CLI prints."""
+
+    kind: EventKind
+    detail: str = ""
+    report: SyncReport | None = None
+    latency_ms: float | None = None
+    problems: tuple[SyntaxProblem, ...] = field(default=())
+
+    def __str__(self) -> str:
+        if self.kind in ("shipped", "ready") and self.report is not None:
+            r = self.report
+            names = ", ".join(u.name for u in r.units if u.status in ("shipped", "removed"))
+            if not names:  # the cluster held this code already
+                held = ", ".join(u.name for u in r.units) or "nothing to ship"
+                return f"{self.kind}  {held}  {r.where_current}"
+            sent = sum(u.bytes_sent for u in r.units)
+            took = f" in {self.latency_ms:.0f} ms" if self.latency_ms is not None else ""
+            head = "ready" if self.kind == "ready" else "shipped"
+            return f"{head}  {names}  {sent:,} B  {r.confirmed}/{len(r.nodes)} nodes{took}"
+        if self.kind == "installed" or (self.kind == "failed" and self.report is None):
+            return self.detail  # an install's own line: "installed  numpy==2.1.0  on ..."
+        if self.kind == "syntax-error":
+            return "not shipped  " + "; ".join(str(p) for p in self.problems)
+        if self.kind == "failed" and self.report is not None:
+            return "failed  " + "; ".join(f"{a}: {e}" for a, e in self.report.failures.items())
+        return f"{self.kind}  {self.detail}".rstrip()

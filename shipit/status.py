@@ -10,6 +10,7 @@ Example::
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +26,7 @@ from .node import probe as nodeinfo
 from .parity.versions import DASK_OPTIONAL, DASK_STACK
 from .project.discover import Project
 from .project.pack import digest_on_disk
-from .shipper import Shipper
+from .shipper import Shipper, project_id
 from .text import aligned, size_text
 
 KEY_VERSIONS = ("dask", "distributed", "cloudpickle")
@@ -46,6 +47,11 @@ class NodeStatus:
     nanny: str | None = None
     local_directory: str | None = None
     error: str | None = None
+    # Of the requirements shipit installed on the cluster (for this project), those this
+    # node holds and those it lacks; ``joining`` says a worker's install on joining is at it.
+    holds: tuple[str, ...] = ()
+    lacks: tuple[str, ...] = ()
+    joining: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,16 @@ class ClusterStatus:
     def lines(self) -> list[tuple[str, bool]]:
         """The table, one line per node after the client's: (text, whether it stands out)."""
         keys = list(KEY_VERSIONS)
-        header = ("node", "name", "python", *keys, "nanny", "units", "local directory")
+        header = (
+            "node",
+            "name",
+            "python",
+            *keys,
+            "nanny",
+            "requirements",
+            "units",
+            "local directory",
+        )
         rows = [header, _row(self.client, keys, "this project")]
         rows += [_row(n, keys) for n in self.nodes]
         flags = [False, False, *(bool(n.behind or n.error) for n in self.nodes)]
@@ -104,17 +119,35 @@ class ClusterStatus:
 def _row(node: NodeStatus, keys: list[str], units: str | None = None) -> tuple[str, ...]:
     name = node.role if node.name in (None, node.address) else str(node.name)
     if node.error:
-        return (node.address, name, "-", *("-" for _ in keys), "-", f"NO ANSWER: {node.error}", "")
+        return (
+            node.address,
+            name,
+            "-",
+            *("-" for _ in keys),
+            "-",
+            "-",
+            f"NO ANSWER: {node.error}",
+            "",
+        )
     shipped = _some([f"{u} {d[:8]}" for u, d in sorted(node.units.items())]) or "none"
     if node.behind:
         shipped = f"BEHIND ({_some(list(node.behind))}): {shipped}"
     nanny = "-" if node.role != "worker" else "yes" if node.nanny else "NO"
+    held = (
+        f"{len(node.holds)}/{len(node.holds) + len(node.lacks)}"
+        if node.holds or node.lacks
+        else "-"
+    )
+    if node.lacks:
+        doing = node.joining if node.joining in ("installing", "failed") else "lacks"
+        held += f" ({doing} {_some(list(node.lacks), 2)})"
     return (
         node.address,
         name,
         node.python or "?",
         *(node.versions.get(k) or "-" for k in keys),
         nanny,
+        held,
         f"{units}: {shipped}" if units else shipped,
         node.local_directory or "",
     )
@@ -142,25 +175,26 @@ def status(
     """
     started = time.perf_counter()
     local = _local_digests(path)
-    names = [*DASK_STACK, *DASK_OPTIONAL]
     with connect(client, timeout) as c:
+        state = Shipper(c, Path(path).resolve()).agent_state() or {}
+        pins = _pins(state, Path(path).resolve(), bool(local))
+        names = [*DASK_STACK, *DASK_OPTIONAL, *(p.partition("==")[0] for p in pins)]
         described = ask(c, nodecheck, nodecheck.describe, timeout=timeout, scheduler=False)
         # A worker that did not answer once is not asked again (and waited for) twice.
         answered = sorted(described.workers)
         infos = ask(c, nodeinfo, nodeinfo.probe, names, timeout=timeout, workers=answered)
         infos.errors.update(described.errors)
         scheduler = str(getattr(c.scheduler, "address", ""))
-        state = Shipper(c, Path(path).resolve()).agent_state() or {}
-    nodes = [_node(scheduler, "scheduler", infos.scheduler, {}, local, infos.errors)]
+    nodes = [_node(scheduler, "scheduler", infos.scheduler, {}, local, infos.errors, pins)]
     for address in sorted(set(infos.workers) | set(infos.errors) - {scheduler}):
         facts = described.workers.get(address, {})
         nodes.append(
-            _node(address, "worker", infos.workers.get(address), facts, local, infos.errors)
+            _node(address, "worker", infos.workers.get(address), facts, local, infos.errors, pins)
         )
     mine = nodeinfo.probe(names)
     return ClusterStatus(
         scheduler=scheduler,
-        client=_node("client", "client", {**mine, "units": local}, {}, local, {}),
+        client=_node("client", "client", {**mine, "units": local}, {}, local, {}, pins),
         local=local,
         nodes=tuple(nodes),
         seconds=time.perf_counter() - started,
@@ -184,6 +218,7 @@ def _node(
     facts: dict[str, Any],
     local: dict[str, str],
     errors: dict[str, str],
+    pins: Sequence[str] = (),
 ) -> NodeStatus:
     if info is None:
         return NodeStatus(address, role, error=errors.get(address, "no answer"))
@@ -202,7 +237,23 @@ def _node(
         behind=tuple(sorted(n for n, digest in local.items() if units.get(n) != digest)),
         nanny=facts.get("nanny"),
         local_directory=facts.get("local_directory"),
+        holds=tuple(p for p in pins if _version(packages, p) == p.partition("==")[2]),
+        lacks=tuple(p for p in pins if _version(packages, p) != p.partition("==")[2]),
+        joining=(info.get("joined") or {}).get("state"),
     )
+
+
+def _version(packages: dict[str, Any], pin: str) -> str | None:
+    return (packages.get(pin.partition("==")[0]) or {}).get("version")
+
+
+def _pins(state: dict[str, Any], root: Path, in_project: bool) -> list[str]:
+    """The requirements shipit installed on the cluster: this project's, or (outside any
+    project) every project's."""
+    records = state.get("requirements") or {}
+    if in_project:
+        records = {k: v for k, v in records.items() if k == project_id(root)}
+    return sorted({p for r in records.values() for p in r.get("requirements", ())})
 
 
 def _local_digests(path: str | Path) -> dict[str, str]:

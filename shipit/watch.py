@@ -14,69 +14,33 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import TYPE_CHECKING
 
 from distributed import Client
 
-from .config import DEFAULT_TIMEOUT, load_config
+from .config import DEFAULT_TIMEOUT, Options, PipOverrides, load_config
 from .connection import open_client, scheduler_address
 from .errors import ConnectionFailed, NoSchedulerError, ShipitError, StaleFile
+from .install.live import LiveInstalls
 from .local_cluster import EmbeddedCluster
 from .project.discover import Project, Unit
 from .project.limits import check_compiled, check_sizes
 from .project.pack import Packer
-from .report import SyncReport, SyntaxProblem
+from .project.plan import Plan, packed_plan
+from .report import EventKind, SyntaxProblem, WatchEvent
 from .shipper import AGENT, Shipper
 from .watcher import Changes, ChangeWatcher
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 logger = logging.getLogger(__name__)
 
-EventKind = Literal[
-    "cluster",
-    "ready",
-    "shipped",
-    "syntax-error",
-    "failed",
-    "error",
-    "disconnected",
-    "reconnected",
-    "caught-up",
-    "stopped",
-]
 _CONFIG_FILES = ("pyproject.toml", ".gitignore")
 _RECONNECT_EVERY = 2.0  # seconds between attempts once backed off
 _RETRY_FIRST, _RETRY_MAX = 2.0, 60.0  # seconds before retrying nodes a push failed on
-
-
-@dataclass(frozen=True)
-class WatchEvent:
-    """One thing that happened in a watch; ``str()`` gives the line the CLI prints."""
-
-    kind: EventKind
-    detail: str = ""
-    report: SyncReport | None = None
-    latency_ms: float | None = None
-    problems: tuple[SyntaxProblem, ...] = field(default=())
-
-    def __str__(self) -> str:
-        if self.kind in ("shipped", "ready") and self.report is not None:
-            r = self.report
-            names = ", ".join(u.name for u in r.units if u.status in ("shipped", "removed"))
-            if not names:  # the cluster held this code already
-                held = ", ".join(u.name for u in r.units) or "nothing to ship"
-                return f"{self.kind}  {held}  {r.where_current}"
-            sent = sum(u.bytes_sent for u in r.units)
-            took = f" in {self.latency_ms:.0f} ms" if self.latency_ms is not None else ""
-            head = "ready" if self.kind == "ready" else "shipped"
-            return f"{head}  {names}  {sent:,} B  {r.confirmed}/{len(r.nodes)} nodes{took}"
-        if self.kind == "syntax-error":
-            return "not shipped  " + "; ".join(str(p) for p in self.problems)
-        if self.kind == "failed" and self.report is not None:
-            return "failed  " + "; ".join(f"{a}: {e}" for a, e in self.report.failures.items())
-        return f"{self.kind}  {self.detail}".rstrip()
 
 
 def _print_event(event: WatchEvent) -> None:
@@ -96,8 +60,19 @@ class Watch:
         timeout: float = DEFAULT_TIMEOUT,
         n_workers: int | None = None,
         on_progress: Callable[[str], None] = lambda step: None,
+        install: bool = True,
+        restart: bool = False,
+        **pip: Unpack[PipOverrides],
     ) -> None:
         self.config = load_config(path)  # read again only when pyproject.toml changes
+        Options.resolve(self.config, timeout=timeout, **pip)  # a bad pip option fails now
+        self._installs = LiveInstalls(
+            (lambda plan: Options.resolve(plan.config, timeout=timeout, **pip))
+            if install
+            else None,
+            lambda kind, line: self._emit(WatchEvent(kind, line)),  # type: ignore[arg-type]
+            restart=restart,
+        )
         self.root = self.config.root
         self.project = Project(self.config)  # a folder that cannot ship fails before connecting
         self.on_progress = on_progress  # hears the steps of the start, until ready
@@ -244,6 +219,7 @@ class Watch:
                         f"shipping {len(packs)} unit(s), {files:,} files, to every node"
                     )
                 report = self.shipper.push(packs, problems)
+                the_plan = packed_plan(self.config, self.packer, units, packs, problems)
                 break
             except StaleFile:
                 continue
@@ -256,6 +232,7 @@ class Watch:
             return
         latency = (time.perf_counter() - batch.first_event) * 1000 if batch else None
         self._schedule_retry(failed=bool(report.failures))
+        self._after_push(the_plan, again=kind == "ready")
         if report.failures:
             self._emit(WatchEvent("failed", report=report, latency_ms=latency))
         elif kind == "caught-up":
@@ -264,6 +241,11 @@ class Watch:
                 self._emit(WatchEvent(kind, f"{n} lagging node(s) now run the current code"))
         elif report.shipped or any(u.status == "removed" for u in report.units) or kind == "ready":
             self._emit(WatchEvent(kind, report=report, latency_ms=latency))
+
+    def _after_push(self, the_plan: Plan, again: bool) -> None:
+        """What the pushed code needs, installed in the background when that changed."""
+        if self._client is not None and not the_plan.problems:
+            self._installs.after_push(self._client, the_plan, again=again)
 
     def _schedule_retry(self, failed: bool) -> None:
         """After a push some nodes failed, try them again on a quiet tick, backing off;
@@ -332,6 +314,8 @@ class Watch:
         except (OSError, TimeoutError) as e:
             self._reconnect(str(e))
             return
+        for kind, line in self._installs.joined(state or {}):
+            self._emit(WatchEvent(kind, line))  # type: ignore[arg-type]
         if state is None or (state["agent"], state["epoch"]) != (AGENT, self.shipper.epoch):
             # A new scheduler, or another agent: give it everything.
             self.shipper.remote = None
@@ -368,6 +352,7 @@ class Watch:
         self._ship(Changes(frozenset()), kind="ready")
 
     def _close(self) -> None:
+        self._installs.stop()
         if self._client is not None and not isinstance(self._given, Client):
             with contextlib.suppress(Exception):
                 self._client.close(timeout=5)
@@ -382,16 +367,25 @@ def watch(
     on_event: Callable[[WatchEvent], None] = _print_event,
     debounce: float = 0.01,
     n_workers: int | None = None,
+    install: bool = True,
+    restart: bool = False,
+    **pip: Unpack[PipOverrides],
 ) -> Watch:
     """Watch the project at ``path`` in the background and ship every change.
 
     ``client`` is a Client, a scheduler address, or None: then DASK_SCHEDULER_ADDRESS, or
     else a local cluster that the watch starts and closes. Returns once the first sync is
-    done; ``.stop()`` ends it.
+    done; ``.stop()`` ends it. Unless ``install`` is off, what the shipped code needs is
+    installed where nodes lack it, as :func:`shipit.sync` does (the pip settings likewise),
+    in the background whenever that changes; ``restart`` restarts workers a replaced
+    package is loaded in.
 
     Example::
 
         handle = shipit.watch(client, on_event=print)
         handle.stop()
     """
-    return Watch(client, path, on_event=on_event, debounce=debounce, n_workers=n_workers).start()
+    return Watch(
+        client, path, on_event=on_event, debounce=debounce, n_workers=n_workers,
+        install=install, restart=restart, **pip,
+    ).start()  # fmt: skip

@@ -547,3 +547,208 @@ def test_a_required_package_pip_cannot_get_is_named_and_the_one_it_can_is_instal
             assert line.endswith(f"installed the others: needdep-{NEED}")
         assert _on(client, worker, TASKS.importable, "needdep").result() is True
         assert _on(client, worker, TASKS.importable, "optdep").result() is False
+
+
+# --------------------------------------------------------------------------------------------
+# Packages in the live loop (issue 15): watch installs, workers that join install too
+
+
+def _lines(events: Any, text: str, n: int = 1, since: int = 0, timeout: float = 240) -> list[str]:
+    """Wait until ``n`` watch events since ``since`` read ``text``; their lines."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [str(e) for e in events.seen[since:] if text in str(e)]
+        if len(found) >= n:
+            return found
+        assert time.monotonic() < deadline, f"{n} x {text!r}: {[str(e) for e in events.seen]}"
+        time.sleep(0.05)
+
+
+def _until(condition: Any, timeout: float = 240, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.1)
+
+
+def _value_on(client: Client, worker: str, module: str) -> Any:
+    try:
+        return _on(client, worker, TASKS.run_of, module).result(timeout=60)
+    except Exception as e:  # not there yet: the install is under way
+        return f"{type(e).__name__}: {e}"
+
+
+class _Counted:
+    """Counts the installs a watch runs (the real Installer, counted)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from shipit.install import live
+
+        self.runs = 0
+        real = live.Installer.run
+
+        def run(installer: Any, **kwargs: Any) -> Any:
+            self.runs += 1
+            return real(installer, **kwargs)
+
+        monkeypatch.setattr(live.Installer, "run", run)
+
+
+@pytest.mark.cluster
+def test_watch_installs_what_a_saved_import_needs_and_a_plain_save_installs_nothing(
+    tmp_path: Path,
+    nodes: Nodes,
+    built: dict[str, Path],
+    project: Project,
+    client_site: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from .test_watch import Events
+
+    monkeypatch.syspath_prepend(str(client_site))  # the client has needdep and ghostpkg
+    project.write("job.py", "def run():\n    return 'no packages'\n")
+    python = nodes.venv("empty", tmp_path / "workers")
+    installs, events = _Counted(monkeypatch), Events()
+    wheels = tmp_path / "wheels"
+    shutil.copytree(built["needdep"], wheels)
+    with _start(nodes, (python, True), (python, True)) as client:
+        workers = sorted(client.scheduler_info()["workers"])
+        with shipit.watch(
+            client, project.root, on_event=events, no_index=True, find_links=[str(wheels)]
+        ):
+            _until(lambda: installs.runs == 1, what="the first sync's install check")
+            assert [_value_on(client, w, "job") for w in workers] == ["no packages"] * 2
+            since = events.mark()
+
+            project.write(
+                "job.py", "import needdep\n\n\ndef run():\n    return needdep.version()\n"
+            )
+
+            # The code ships at once; the install follows, in the workers' venv and the
+            # scheduler's, pinned to the client's version.
+            lines = _lines(events, f"installed  needdep=={NEED}  on ", n=2, since=since)
+            assert any(f":{tmp_path / 'workers'}  2 nodes (" in line for line in lines), lines
+            _until(lambda: [_value_on(client, w, "job") for w in workers] == [NEED] * 2)
+            assert installs.runs == 2
+
+            since = events.mark()
+            project.write(
+                "job.py", "import needdep\n\n\ndef run():\n    return 'v' + needdep.version()\n"
+            )
+            events.wait_for("shipped", since)
+            _until(lambda: [_value_on(client, w, "job") for w in workers] == ["v" + NEED] * 2)
+            # A new requirement: its install runs after any other (they never overlap), so
+            # the count says whether the plain save above ran one.
+            shutil.copy(next(built["ghost"].glob("*.whl")), wheels)
+            project.write(
+                "ghost.py", "import ghostpkg\n\n\ndef run():\n    return ghostpkg.version()\n"
+            )
+            (line,) = _lines(events, f"installed  ghostpkg=={GHOST}  on ", since=since)
+            assert f":{tmp_path / 'workers'}  2 nodes (" in line  # the scheduler's venv has it
+            assert installs.runs == 3
+            assert [_value_on(client, w, "ghost") for w in workers] == [GHOST] * 2
+        assert not [e for e in events.seen if e.kind in ("failed", "error")], events.seen
+
+
+@pytest.mark.cluster
+def test_pip_failing_in_one_environment_under_watch_is_named_and_a_later_save_installs_it(
+    tmp_path: Path,
+    nodes: Nodes,
+    built: dict[str, Path],
+    project: Project,
+    client_site: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from .test_watch import Events
+
+    monkeypatch.syspath_prepend(str(client_site))
+    has_ghost = nodes.venv("ghost", tmp_path / "a")  # lacks needdep only
+    empty = nodes.venv("empty", tmp_path / "b")  # lacks both; no wheel of ghostpkg anywhere
+    wheels = tmp_path / "wheels"
+    shutil.copytree(built["needdep"], wheels)
+    events = Events()
+    with _start(nodes, (has_ghost, True), (empty, True)) as client:
+        by_prefix = {Path(p): w for w, p in client.run(TASKS.prefix).items()}
+        good, bad = by_prefix[tmp_path / "a"], by_prefix[tmp_path / "b"]
+        with shipit.watch(
+            client, project.root, on_event=events, no_index=True, find_links=[str(wheels)]
+        ):
+            since = events.mark()
+            project.write(
+                "job.py",
+                "import ghostpkg\nimport needdep\n\n\n"
+                "def run():\n    return ghostpkg.version(), needdep.version()\n",
+            )
+
+            (failed,) = _lines(events, f"failed     ghostpkg=={GHOST}  on ", since=since)
+            assert (
+                bad in failed and f"No matching distribution found for ghostpkg=={GHOST}" in failed
+            )
+            assert failed.endswith(f"installed the others: needdep-{NEED}"), failed
+            _lines(
+                events, f"installed  needdep=={NEED}  on {_host()}:{tmp_path / 'a'}", since=since
+            )
+            assert _value_on(client, good, "job") == (GHOST, NEED)
+            assert "No module named 'ghostpkg'" in _value_on(client, bad, "job")
+            assert "stopped" not in events.kinds(0)  # the watch goes on
+
+            shutil.copy(next(built["ghost"].glob("*.whl")), wheels)  # the fix: a wheel added
+            since = events.mark()
+            project.write("{pkg}/sub.py", "VALUE = 2\n")  # any save: the last install failed
+            (fixed,) = _lines(events, f"installed  ghostpkg=={GHOST}  on ", since=since)
+            assert bad in fixed
+            assert _value_on(client, bad, "job") == (GHOST, NEED)
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+@pytest.mark.cluster
+def test_a_worker_that_joins_installs_what_the_cluster_installed_before_it_is_current(
+    tmp_path: Path, nodes: Nodes, built: dict[str, Path], project: Project, client_site: Path
+) -> None:
+    project.write("job.py", "import needdep\n\n\ndef run():\n    return needdep.version()\n")
+    wheels = tmp_path / "wheels"
+    shutil.copytree(built["needdep"], wheels)
+    first = nodes.venv("empty", tmp_path / "first")
+    with _start(nodes, (first, True)) as client:
+        done = _shipit(nodes, project, client_site, "--no-index", "--find-links", wheels)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+        # A worker in a fresh environment joins: it installs needdep itself, no new sync.
+        nodes.worker(nodes.venv("empty", tmp_path / "late"), nanny=True)
+        client.wait_for_workers(2, timeout=120)
+        late = {Path(p): w for w, p in client.run(TASKS.prefix).items()}[tmp_path / "late"]
+        assert _value_on(client, late, "job") == NEED  # its start waited for the install
+        check = _shipit(nodes, project, client_site, command="check")
+        assert check.returncode == 0, check.stdout + check.stderr
+
+        # One whose install cannot succeed (the wheel folder is gone) is not current: check
+        # names it, and a sync once the folder is back installs it.
+        shutil.rmtree(wheels)
+        nodes.worker(nodes.venv("empty", tmp_path / "later"), nanny=True)
+        client.wait_for_workers(3, timeout=120)
+        later = {Path(p): w for w, p in client.run(TASKS.prefix).items()}[tmp_path / "later"]
+        check = _shipit(nodes, project, client_site, command="check")
+        assert check.returncode == 1, check.stdout + check.stderr
+        (row,) = [
+            line for line in check.stdout.splitlines() if line.startswith("packages (joined)")
+        ]
+        assert f"needdep=={NEED}" in row, check.stdout
+        assert f"1 worker ({later}) could not install on joining: " in check.stdout
+        assert "No module named 'needdep'" in _value_on(client, later, "job")
+        status = _shipit(nodes, project, client_site, command="status")
+        rows = {line.split()[0]: line for line in status.stdout.splitlines() if line.strip()}
+        assert " 1/1 " in rows[late] and f" 0/1 (failed needdep=={NEED}) " in rows[later], (
+            status.stdout
+        )
+
+        shutil.copytree(built["needdep"], wheels)
+        done = _shipit(nodes, project, client_site, "--no-index", "--find-links", wheels)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert _value_on(client, later, "job") == NEED
+        check = _shipit(nodes, project, client_site, command="check")
+        assert check.returncode == 0, check.stdout + check.stderr

@@ -10,6 +10,7 @@ error's code (1 a problem found, 2 usage, configuration or connection).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -260,3 +261,65 @@ def quit_now(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def pip_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--install/--no-install``, ``--restart`` and pip's settings, for sync and watch;
+    repeatable ones left out come through as None (``[tool.shipit]`` then decides)."""
+    options = [
+        click.option(
+            "--install/--no-install",
+            default=True,
+            show_default=True,
+            help="Install on the nodes what they lack or hold at another version, at the client's "
+            "versions, once per Python environment per host.",
+        ),
+        click.option(
+            "--restart",
+            is_flag=True,
+            help="Restart, through their nannies, the workers still running a replaced package.",
+        ),
+        click.option(
+            "--index-url", metavar="URL", help="pip's index (else [tool.shipit] index-url)."
+        ),
+        click.option(
+            "--extra-index-url",
+            "extra_index_urls",
+            metavar="URL",
+            multiple=True,
+            help="Another index; repeatable (else [tool.shipit] extra-index-url).",
+        ),
+        click.option(
+            "--find-links",
+            metavar="PATH|URL",
+            multiple=True,
+            help="A folder or page of wheels; repeatable (else [tool.shipit] find-links). "
+            "Without --wheels-from-client, workers read it: a path must exist there.",
+        ),
+        click.option(
+            "--no-index/--use-index",
+            default=None,
+            help="Use no package index, only --find-links (else [tool.shipit] no-index).",
+        ),
+        click.option(
+            "--wheels-from-client/--wheels-from-index",
+            default=None,
+            help="Fetch and build the wheels here, for the workers' Python and platform, and ship "
+            "them: workers install with --no-index (else [tool.shipit] wheels-from-client).",
+        ),
+        click.option(
+            "--pip-timeout",
+            type=click.FloatRange(min=1.0),
+            help="Seconds each pip run may take (else [tool.shipit] pip-timeout, else 600).",
+        ),
+    ]
+
+    @functools.wraps(command)
+    def with_pip(**kwargs: Any) -> Any:
+        kwargs["extra_index_urls"] = kwargs["extra_index_urls"] or None
+        kwargs["find_links"] = kwargs["find_links"] or None
+        return command(**kwargs)
+
+    for option in reversed(options):
+        with_pip = option(with_pip)
+    return with_pip

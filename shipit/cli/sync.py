@@ -16,6 +16,7 @@ from ..text import names
 from ._common import (
     Progress,
     path_argument,
+    pip_options,
     render_install,
     render_notes,
     render_report,
@@ -35,49 +36,7 @@ from ._common import (
     help="List what would ship and, given a scheduler, what would be installed where; "
     "change nothing.",
 )
-@click.option(
-    "--install/--no-install",
-    default=True,
-    show_default=True,
-    help="Install on the nodes what they lack or hold at another version, at the client's "
-    "versions, once per Python environment per host.",
-)
-@click.option(
-    "--restart",
-    is_flag=True,
-    help="Restart, through their nannies, the workers still running a replaced package.",
-)
-@click.option("--index-url", metavar="URL", help="pip's index (else [tool.shipit] index-url).")
-@click.option(
-    "--extra-index-url",
-    "extra_index_urls",
-    metavar="URL",
-    multiple=True,
-    help="Another index; repeatable (else [tool.shipit] extra-index-url).",
-)
-@click.option(
-    "--find-links",
-    metavar="PATH|URL",
-    multiple=True,
-    help="A folder or page of wheels; repeatable (else [tool.shipit] find-links). "
-    "Without --wheels-from-client, workers read it: a path must exist there.",
-)
-@click.option(
-    "--no-index/--use-index",
-    default=None,
-    help="Use no package index, only --find-links (else [tool.shipit] no-index).",
-)
-@click.option(
-    "--wheels-from-client/--wheels-from-index",
-    default=None,
-    help="Fetch and build the wheels here, for the workers' Python and platform, and ship "
-    "them: workers install with --no-index (else [tool.shipit] wheels-from-client).",
-)
-@click.option(
-    "--pip-timeout",
-    type=click.FloatRange(min=1.0),
-    help="Seconds each pip run may take (else [tool.shipit] pip-timeout, else 600).",
-)
+@pip_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def sync(
     path: str,
@@ -97,8 +56,6 @@ def sync(
     shipit sync --wheels-from-client
     shipit sync --dry-run
     """
-    options["extra_index_urls"] = options["extra_index_urls"] or None
-    options["find_links"] = options["find_links"] or None
     address = scheduler and str(scheduler)
     if dry_run:
         install = options.pop("install")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ..watch import Watch, WatchEvent
@@ -9,6 +11,7 @@ from ._common import (
     STOP_GRACE,
     Progress,
     path_argument,
+    pip_options,
     quit_now,
     scheduler_option,
     stops_on_signals,
@@ -29,17 +32,26 @@ from ._common import (
     show_default=True,
     help="Milliseconds of quiet that end a burst of file events.",
 )
+@pip_options
 def watch(
-    path: str, scheduler: str | None, timeout: float, n_workers: int | None, debounce: float
+    path: str,
+    scheduler: str | None,
+    timeout: float,
+    n_workers: int | None,
+    debounce: float,
+    **pip: Any,
 ) -> None:
-    """Ship every saved change to the cluster, until Ctrl-C.
+    """Ship every saved change to the cluster, until Ctrl-C; install what it comes to need.
 
     Without --scheduler and DASK_SCHEDULER_ADDRESS, starts a local cluster and prints
-    its address, for scripts and notebooks to connect to.
+    its address, for scripts and notebooks to connect to. A save whose code needs a
+    distribution some nodes lack (or hold at another version) installs it there at the
+    client's version, in the background, as `shipit sync` would.
 
     \b
     shipit watch --scheduler tcp://10.0.0.5:8786
     shipit watch --workers 4
+    shipit watch --find-links ./wheels --no-index
     """
     progress = Progress()  # until the first sync is done
     handle = Watch(
@@ -50,6 +62,7 @@ def watch(
         timeout=timeout,
         n_workers=n_workers,
         on_progress=progress,
+        **pip,
     )
     with stops_on_signals(handle):
         try:

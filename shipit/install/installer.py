@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -29,9 +30,11 @@ from ..connection import connect
 from ..errors import BuildFailed, DownloadFailed, InstallFailed
 from ..node import pip as installer
 from ..parity import check as parity
+from ..parity.versions import DASK_STACK
 from ..report import EnvironmentInstall, InstallReport, ParityReport
+from ..shipper import project_id
 from ..text import names
-from .requirements import SCHEDULER, Group, group, needs
+from .requirements import SCHEDULER, Group, for_every_node, group, needs
 from .restarts import needed, only_restarts, restart_stale
 from .wheels import (
     LocalProject,
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _ANSWER_MARGIN = 30.0  # beyond the pip timeout, for the node to report back
+JOIN_WHEELS_MAX = 256 << 20  # wheels the scheduler keeps for workers that join
 
 
 def install(
@@ -125,6 +129,7 @@ class Installer:
                 seconds = time.perf_counter() - started
                 return InstallReport(runs, restarts, skipped, dry_run=True, seconds=seconds)
             runs = (*self._install(groups), *lost)
+            self._record(for_every_node(before.rows, check.wanted, local, leave=DASK_STACK))
         after = before
         if groups:
             events.synced()  # guards in this process check again before their next submission
@@ -137,6 +142,27 @@ class Installer:
         skipped = (*skipped, *_installed_nowhere(after))
         seconds = time.perf_counter() - started
         return InstallReport(runs, restarts, skipped, remaining, seconds=seconds)
+
+    def _record(self, requirements: Sequence[str]) -> None:
+        """Tell the scheduler what a worker that joins must install, with the wheels shipped
+        in this run (it keeps those of earlier runs that still match a pin)."""
+        wheels = {w.name: w for w in self._built.values()}
+        wheels |= {w.name: w for fetched in self._fetched.values() for w in fetched}
+        if sum(w.stat().st_size for w in wheels.values()) > JOIN_WHEELS_MAX:
+            logger.warning("wheels over %d MiB: workers that join get none", JOIN_WHEELS_MAX >> 20)
+            wheels = {}
+        record = {
+            "requirements": list(requirements),
+            "options": ["--no-index"] if self.offline else self.options.args(),
+            "wheels": {name: w.read_bytes() for name, w in wheels.items()},
+            "timeout": self.pip_timeout,
+            "python": "{}.{}".format(*sys.version_info[:2]),
+        }
+        project = project_id(self.config.root)
+        try:
+            self.client.sync(self.client.scheduler.shipit_requirements, project=project, **record)
+        except Exception as e:  # an agent without the handler: joining workers get no packages
+            logger.warning("could not record the requirements for workers that join: %s", e)
 
     def _version_by_build(self, project: LocalProject) -> str:
         """A version that pyproject.toml does not state (dynamic): build to learn it."""

@@ -7,8 +7,9 @@ touches a cluster, so every rule is tested with plain data.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +135,36 @@ def needs(
         if node in by_node:
             skipped.append(f"{node}: {why}: not installing {' '.join(sorted(by_node.pop(node)))}")
     return Needs({n: tuple(sorted(r)) for n, r in sorted(by_node.items())}, tuple(skipped))
+
+
+def for_every_node(
+    rows: Iterable[VersionRow],
+    required: Mapping[str, bool],
+    local: Mapping[str, str] | None = None,
+    leave: Collection[str] = (),
+) -> tuple[str, ...]:
+    """The pins a node holding nothing would need: what a worker that joins installs.
+
+    As :func:`needs` would plan for a node that lacks every distribution, less ``leave``
+    (Dask's own stack: a worker that runs has it, and pip never swaps it under a running
+    worker on its own).
+
+    >>> row = VersionRow("numpy", "package", "2.1.0", "2.1.0", "1 worker: 2.1.0")
+    >>> for_every_node([row], {"numpy": True}, {"mylib": "0.3"})
+    ('mylib==0.3', 'numpy==2.1.0')
+    """
+    local = dict(local or {})
+    pins = {}
+    for row in rows:
+        if row.kind == "package" and (required.get(row.package, True) or row.package in local):
+            target = local.pop(row.package, row.client)
+            if installed_version(target) is not None and row.package not in leave:
+                with contextlib.suppress(BadRequirement):
+                    pins[row.package] = pin(row.package, target)
+    for name, version in local.items():
+        with contextlib.suppress(BadRequirement):
+            pins[name] = pin(name, version)
+    return tuple(sorted(pins.values()))
 
 
 def _other_python(rows: Sequence[VersionRow]) -> dict[str, str]:

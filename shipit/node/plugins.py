@@ -9,6 +9,8 @@ answers three handlers; the worker plugin installs a fourth on each worker.
                     worker catches up from it, a client learns what the cluster holds.
 - ``shipit_fetch``  file bytes by digest, for a node that lacks some.
 - ``shipit_apply``  scheduler -> worker.
+- ``shipit_requirements``, ``shipit_wheels``, ``shipit_packages``: what joining workers
+                    install (``joining.py``), and how each worker's install went.
 
 What must outlive a plugin lives on the Dask server object itself (``_shipit_state`` on the
 scheduler, ``_shipit_store`` on each node), so that registering the plugins again (a newer
@@ -27,6 +29,7 @@ from typing import Any
 
 from distributed.diagnostics.plugin import SchedulerPlugin
 
+from . import joining
 from .protocol import (
     APPLY_TIMEOUT,
     ERROR_KEY,
@@ -87,8 +90,10 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
         self.state_ = state
         self.store = node_store(scheduler, "scheduler")
         scheduler.handlers.update(
-            shipit_push=self.push, shipit_state=self.state, shipit_fetch=self.fetch
-        )
+            shipit_push=self.push, shipit_state=self.state, shipit_fetch=self.fetch,
+            shipit_requirements=self.requirements, shipit_packages=self.packages,
+            shipit_wheels=lambda project: joining.wheels_of(self.state_, project),
+        )  # fmt: skip
 
     async def close(self) -> None:
         if self.scheduler.plugins.get(PLUGIN_NAME) is self:  # not replaced: Dask is closing
@@ -114,7 +119,23 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
             "held_bytes": sum(len(b) for b in blobs.values()),
             # file bytes sent to workers since the scheduler started: pushes and fetches
             "sent_bytes": s.get("sent", 0),
+            "requirements": joining.shown(s),  # what joining workers install, per project
+            "packages": {a: r for a, r in s.get("packages", {}).items() if a in self.workers},
         }
+
+    @property
+    def workers(self) -> Any:
+        return self.scheduler.workers
+
+    def requirements(self, project: str, **record: Any) -> None:
+        """Client -> scheduler, after an install: what every node of the project needs."""
+        joining.record(self.state_, project, **record)
+        self.state_["packages"] = {}  # the install checked every node: earlier words are old
+
+    def packages(self, address: str, report: dict[str, Any]) -> None:
+        """Worker -> scheduler: how its install on joining went."""
+        kept = {a: r for a, r in self.state_.get("packages", {}).items() if a in self.workers}
+        self.state_["packages"] = {**kept, address: report}
 
     def fetch(self, digests: list[str]) -> dict[str, bytes]:
         blobs = self.state_["blobs"]
@@ -225,8 +246,10 @@ class ShipitSchedulerPlugin(SchedulerPlugin):
     def _holding(self) -> tuple[int, int]:
         """How many nodes hold the current code, of how many: the scheduler, and each
         worker no push has failed on since it joined."""
-        workers = self.scheduler.workers
-        return 1 + sum(a not in self.state_["behind"] for a in workers), 1 + len(workers)
+        workers, packages = self.workers, self.state_.get("packages", {})
+        ok = [a not in self.state_["behind"] and packages.get(a, {}).get("state", "ok") == "ok"
+              for a in workers]  # fmt: skip
+        return 1 + sum(ok), 1 + len(workers)
 
     def _version(self, name: str) -> dict[str, Any]:
         u = self.state_["units"][name]

@@ -19,6 +19,8 @@ import re
 import sys
 from typing import Any
 
+from .joining import lacking
+
 # The versions this process has loaded, recorded when a probe first saw each distribution
 # imported; kept on the worker or scheduler object there, here for the client process.
 _CLIENT_LOADED: dict[str, dict[str, Any]] = {}
@@ -46,7 +48,19 @@ def probe(
         "machine": platform.machine(),
         "packages": {n: _package(n, installed.get(_canonical(n)), loaded) for n in distributions},
         "units": _units(node),
+        # how this worker's install of the cluster's requirements went when it joined
+        "joined": _joined(node),
     }
+
+
+def _joined(node: Any) -> dict[str, Any] | None:
+    """This worker's install on joining; one that failed counts as done once what it
+    lacked is here after all (a sync installed it since)."""
+    report = getattr(node, "_shipit_packages", None)
+    failed = isinstance(report, dict) and report.get("state") == "failed"
+    if failed and not lacking(list(report.get("requirements") or ())):  # type: ignore[union-attr]
+        report = node._shipit_packages = {**report, "state": "ok", "lacking": []}  # type: ignore[dict-item]
+    return report
 
 
 def _canonical(name: str) -> str:

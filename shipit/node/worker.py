@@ -12,6 +12,7 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from . import joining
 from .protocol import ERROR_KEY, PLUGIN_NAME, Payloads, check_unit, error_text
 from .store import Refused, _manifest_of, node_store, off_the_loop
 
@@ -28,10 +29,21 @@ class ShipitWorkerPlugin(WorkerPlugin):
 
     async def setup(self, worker: Any) -> None:
         self.worker = worker
+        joined = getattr(worker, "_shipit_store", None) is None  # not a newer agent's plugin
         self.store = node_store(worker, "worker", running=self._running)
         worker.handlers["shipit_apply"] = self.apply
         try:
-            await self.catch_up()
+            state = await self.worker.scheduler.shipit_state()
+            if joined and state and state.get("requirements"):
+                # Packages before code: until they are in, this worker is not current.
+                # Its start waits a while (tasks wait with it), then lets pip go on alone.
+                install = asyncio.ensure_future(
+                    joining.install_on_join(worker, state["requirements"])
+                )
+                with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(install), joining.JOIN_WAIT)
+                self._install = install  # held: a task nobody holds may be collected
+            await self.catch_up(state)
         except Refused as e:  # another Python than the client's: inert, and says why
             logger.warning("shipit: %s", e)
 
@@ -52,9 +64,10 @@ class ShipitWorkerPlugin(WorkerPlugin):
             raise RuntimeError(f"the scheduler no longer holds {len(lacking)} file(s); sync again")
         return found
 
-    async def catch_up(self) -> None:
+    async def catch_up(self, state: dict[str, Any] | None = None) -> None:
         """Take the scheduler's whole current state: what a joining or lagging worker needs."""
-        state = await self.worker.scheduler.shipit_state()
+        if state is None:
+            state = await self.worker.scheduler.shipit_state()
         if state is None:  # no scheduler plugin yet
             return
         changed: list[Any] = [{"name": n, **u} for n, u in state["units"].items()]

@@ -53,6 +53,7 @@ def compare(
         rows += _package_row(name, required, nodes, (declared or {}).get(name))
     rows += [row for name in optional if (row := _optional_row(name, nodes)) is not None]
     rows += _code_rows(nodes)
+    rows += _joined_rows(nodes)
     overrides = severity or {}
     return tuple(
         _override(row, overrides[row.package]) if row.package in overrides else row for row in rows
@@ -266,6 +267,27 @@ def _code_rows(nodes: _Nodes) -> list[VersionRow]:
             hint = "local edits are not shipped yet: run `shipit sync`"
             rows.append(nodes.row(name, "code", cells, "warning" if unsynced else "ok", hint))
     return rows
+
+
+def _joined_rows(nodes: _Nodes) -> list[VersionRow]:
+    """Workers that joined after an install and have not installed its requirements (still
+    at it, or failed): they do not run the project yet. Nothing while every one has them."""
+    reports = {k: f.get("joined") for k, f in nodes.facts.items() if k != nodes.CLIENT}
+    bad = {k: r for k, r in reports.items() if isinstance(r, dict) and r.get("state") != "ok"}
+    if not bad:
+        return []
+    cells = {k: "ok" for k in reports if k != nodes.SCHEDULER}
+    for k, r in bad.items():
+        lacking = " ".join(r.get("lacking") or ())
+        cells[k] = f"installing {lacking}" if r["state"] == "installing" else f"failed: {lacking}"
+    cells[nodes.CLIENT] = cells[nodes.SCHEDULER] = "-"
+    failed = [k for k, r in bad.items() if r["state"] == "failed"]
+    if failed:
+        why = next(str(bad[k].get("error")) for k in failed)
+        hint = f"{nodes.where(failed)} could not install on joining: {why}; run `shipit sync`"
+        return [nodes.row("packages", "joined", cells, "error", hint)]
+    hint = f"{nodes.where(list(bad), 'install')} the project's requirements: wait, check again"
+    return [nodes.row("packages", "joined", cells, "warning", hint)]
 
 
 def _override(row: VersionRow, level: str) -> VersionRow:

@@ -160,8 +160,8 @@ class Packer:
 
     def __init__(self, syntax_cache: SyntaxCache | None = None) -> None:
         self._fresh: dict[Path, tuple[tuple[int, int, int], str]] = {}
-        # What this pack read: each file's status, the watcher's count of reads before this
-        # pack's last read of it, and how many times the pack then opened it.
+        # What this pack read: each file's status, the watcher's count of reads before the
+        # pack's last read of it, and how many times it then opened it.
         self._read: dict[Path, tuple[tuple[int, int, int], int, int]] = {}
         self._whole: WholeFiles | None = None
         self._entries: dict[Path, _Entry] = {}
@@ -316,27 +316,25 @@ class Packer:
         """The modules of these packs whose imports their text cannot tell (a computed name,
         ``__path__`` or ``sys.modules`` changed as they load): nodes reload each of them with
         any change in its unit (:mod:`shipit.node.graph`). No file is read."""
-        return tuple(
-            sorted(
-                name
-                for pack in packs
-                for rel, digest in pack.manifest.items()
-                if digest in self._computed and (name := module_name(rel)) is not None
-            )
+        found = (
+            module_name(rel) for p in packs for rel, d in p.manifest.items() if d in self._computed
         )
+        return tuple(sorted(name for name in found if name is not None))
 
-    def optional_imports(self, units: Iterable[Unit]) -> frozenset[str]:
-        """The names these units' ``.py`` files import only where a failed import is caught
-        (:func:`~shipit.project.imports.guarded_names`); no file is read."""
-        guarded: set[str] = set()
-        plain: set[str] = set()
-        for unit in units:
-            for rel in unit.files:
-                entry = self._entries.get(unit.root / rel) if rel.endswith(".py") else None
-                if entry is not None:
-                    here = self._guarded.get(entry.digest, frozenset())
-                    guarded |= here
-                    plain |= self._imports.get(entry.digest, frozenset()) - here
+    def optional_imports(
+        self, packs: Iterable[Pack], unpacked: Iterable[Unit] = ()
+    ) -> frozenset[str]:
+        """The names the packs' (and ``unpacked`` units') ``.py`` files import only where a
+        failed import is caught (:func:`~shipit.project.imports.guarded_names`); no reads."""
+        digests = [d for pack in packs for rel, d in pack.manifest.items() if rel.endswith(".py")]
+        for unit in unpacked:
+            entries = (self._entries.get(unit.root / rel) for rel in unit.files)
+            digests += [e.digest for e in entries if e is not None]
+        guarded, plain = set[str](), set[str]()
+        for digest in digests:
+            here = self._guarded.get(digest, frozenset())
+            guarded |= here
+            plain |= self._imports.get(digest, frozenset()) - here
         return frozenset(guarded - plain)
 
     def _learn_imports(self, digest: str, data: bytes) -> None:

@@ -6,8 +6,10 @@ the parity check its units, its config and the names its code imports.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..config import Config, load_config
 from ..errors import NothingToShip
@@ -64,19 +66,35 @@ def plan_of(config: Config, packer: Packer | None = None) -> Plan:
             tip=nothing_found_tip(project.root, project.source_roots),
         )
     packs, problems = packer.pack(units)
-    unpacked = [unit for unit in units if unit.name in {p.unit for p in problems}]
     check_sizes(packs, config)
     check_compiled(packs, config)
+    return packed_plan(
+        config, packer, units, packs, problems,
+        held_back=tuple(sorted({**project.held_back(), **packer.held_back}.items())),
+        readmitted=tuple(sorted(project.shipped_though_ignored().items())),
+        computed_imports=packer.computed_imports(packs),
+    )  # fmt: skip
+
+
+def packed_plan(
+    config: Config,
+    packer: Packer,
+    units: Sequence[Unit],
+    packs: Sequence[Pack],
+    problems: Sequence[SyntaxProblem],
+    **more: Any,
+) -> Plan:
+    """The plan of what ``packer`` just packed of ``units``: what a watch hands the install
+    after each push (the imports come from the packer's memory, by file content)."""
+    unpacked = [unit for unit in units if unit.name in {p.unit for p in problems}]
     return Plan(
         config=config,
         packs=tuple(packs),
         problems=tuple(problems),
         units=tuple(units),
         imports=packer.imports_of(packs) | packer.imported_names(unpacked),
-        held_back=tuple(sorted({**project.held_back(), **packer.held_back}.items())),
-        readmitted=tuple(sorted(project.shipped_though_ignored().items())),
-        computed_imports=packer.computed_imports(packs),
-        optional_imports=packer.optional_imports(units),
+        optional_imports=packer.optional_imports(packs, unpacked),
+        **more,
     )
 
 
