@@ -52,6 +52,20 @@ from .status import ClusterStatus, NodeStatus, status
 from .sync import forget, sync
 from .watch import Watch, WatchEvent, watch
 
+
+def load_ipython_extension(shell: object) -> None:
+    """``%load_ext shipit`` in IPython or Jupyter (see :mod:`shipit.notebook`)."""
+    from .notebook import load_ipython_extension as load
+
+    load(shell)
+
+
+def unload_ipython_extension(shell: object) -> None:
+    from .notebook import unload_ipython_extension as unload
+
+    unload(shell)
+
+
 __all__ = [
     "BadAddress",
     "BadFile",

@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from .text import aligned, names, plural
+
+
+class Shown:
+    """Shows as its text in IPython and Jupyter: what the command line prints for it."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # IPython takes a class's own __repr__ (a dataclass has one) over an inherited
+        # _repr_pretty_: give each its own.
+        cls._repr_pretty_ = Shown._repr_pretty_  # type: ignore[method-assign]
+
+    def text(self) -> str:
+        raise NotImplementedError
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self.text())
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(self.text())}</pre>"
+
 
 UnitStatus = Literal["shipped", "unchanged", "removed", "not shipped"]
 Severity = Literal["ok", "warning", "error"]
@@ -55,7 +76,7 @@ class NodeResult:
 
 
 @dataclass(frozen=True)
-class SyncReport:
+class SyncReport(Shown):
     """What a sync did. ``ok`` is False when a unit did not compile or a node failed."""
 
     units: tuple[UnitResult, ...]
@@ -94,6 +115,13 @@ class SyncReport:
         """``"current on 3/3 nodes"``: where the cluster holds this code now."""
         held, total = self.holding or (self.confirmed, len(self.nodes))
         return f"current on {held}/{total} nodes"
+
+    def text(self) -> str:
+        lines = [f"{u.status:<10} {u.name}" for u in self.units]
+        lines += [f"syntax error  {p}" for p in self.problems]
+        lines += [f"failed     {a}: {e}" for a, e in self.failures.items()]
+        lines.append(f"{len(self.shipped)} unit(s) shipped, {self.where_current}")
+        return "\n".join(lines + ([self.install.text()] if self.install is not None else []))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -169,7 +197,7 @@ class WorkerRestart:
 
 
 @dataclass(frozen=True)
-class InstallReport:
+class InstallReport(Shown):
     """What an install did, per environment and per worker, and what the check found after.
 
     ``ok`` is False when a pip run or a restart failed, or when the check after the install
@@ -222,6 +250,10 @@ class InstallReport:
         head += f"; {len(self.remaining)} difference(s) remain" if self.remaining else ""
         return f"{head} in {self.seconds:.1f} s"
 
+    def text(self) -> str:
+        lines = [r.line() for r in self.runs] + [r.line() for r in self.restarts]
+        return "\n".join([*lines, self.summary])
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["remaining"] = [{**asdict(r), "by_worker": dict(r.by_worker)} for r in self.remaining]
@@ -234,7 +266,7 @@ class VersionRow:
     """One line of the parity table: what each side has, how bad a difference is, what to do."""
 
     package: str
-    kind: Literal["python", "platform", "probe", "package", "optional", "code", "joined"]
+    kind: Literal["python", "platform", "probe", "package", "optional", "code", "joined", "loaded"]
     client: str
     scheduler: str
     workers: str  # grouped: "7 workers: 2.1.0; 2.0.0 on tcp://10.0.0.7:4000"
@@ -244,12 +276,12 @@ class VersionRow:
 
     @property
     def label(self) -> str:
-        named = self.kind in ("code", "optional", "joined")
+        named = self.kind in ("code", "optional", "joined", "loaded")
         return f"{self.package} ({self.kind})" if named else self.package
 
 
 @dataclass(frozen=True)
-class ParityReport:
+class ParityReport(Shown):
     """What ``shipit.check`` found. ``ok`` is False when any row is at error level."""
 
     rows: tuple[VersionRow, ...]
@@ -278,6 +310,9 @@ class ParityReport:
             f"{len(self.errors)} error{plural(len(self.errors))}, "
             f"{len(self.warnings)} warning{plural(len(self.warnings))}"
         )
+
+    def text(self) -> str:
+        return "\n".join(filter(None, [self.table(), self.summary]))
 
     def table(self, everything: bool = False) -> str:
         """The rows as aligned text: the differences only, unless ``everything``."""

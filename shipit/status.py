@@ -26,6 +26,7 @@ from .node import probe as nodeinfo
 from .parity.versions import DASK_OPTIONAL, DASK_STACK
 from .project.discover import Project
 from .project.pack import digest_on_disk
+from .report import Shown
 from .shipper import Shipper, project_id
 from .text import aligned, size_text
 
@@ -52,10 +53,13 @@ class NodeStatus:
     holds: tuple[str, ...] = ()
     lacks: tuple[str, ...] = ()
     joining: str | None = None
+    # False for a node in a process that holds a user's objects (a notebook's LocalCluster):
+    # shipped code is importable there, but modules it loaded are never swapped.
+    switches: bool | None = None
 
 
 @dataclass(frozen=True)
-class ClusterStatus:
+class ClusterStatus(Shown):
     """Every node's state, next to the client's: ``local`` maps this project's units to the
     digests of the files on disk."""
 
@@ -88,6 +92,9 @@ class ClusterStatus:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "summary": self.summary}
 
+    def text(self) -> str:
+        return "\n".join([*(line for line, _ in self.lines()), self.summary])
+
     def held_lines(self) -> list[str]:
         """What the scheduler holds, unit by unit, with the project each came from."""
         if not self.held:
@@ -118,6 +125,8 @@ class ClusterStatus:
 
 def _row(node: NodeStatus, keys: list[str], units: str | None = None) -> tuple[str, ...]:
     name = node.role if node.name in (None, node.address) else str(node.name)
+    if node.switches is False:
+        name += " (in-process: keeps its modules)"
     if node.error:
         return (
             node.address,
@@ -240,6 +249,7 @@ def _node(
         holds=tuple(p for p in pins if _version(packages, p) == p.partition("==")[2]),
         lacks=tuple(p for p in pins if _version(packages, p) != p.partition("==")[2]),
         joining=(info.get("joined") or {}).get("state"),
+        switches=info.get("switches"),
     )
 
 

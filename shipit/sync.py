@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from distributed import Client
 
+from . import kernel
 from .config import DEFAULT_TIMEOUT, Options, PipOverrides, load_config
 from .connection import connect
 from .errors import InstallFailed, NeverSettled, PackError, PushFailed, StaleFile, UsageError
@@ -96,6 +97,7 @@ def ship_and_install(
     """The body of a sync, to a connected client: push the plan's packs (those that ship as
     code, unless ``install`` is off), then install what the nodes lack. Returns the report
     and the plan it shipped: a file edited mid-sync makes a new one."""
+    kernel.look(the_plan.units)  # what this process has loaded of them, from now on
     if dry_run:
         report = SyncReport(units=(), notes=("dry run: no code was sent",))
     else:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from distributed import Client
 
+from . import kernel
 from .config import DEFAULT_TIMEOUT, Options, PipOverrides, load_config
 from .connection import open_client, scheduler_address
 from .errors import ConnectionFailed, NoSchedulerError, ShipitError, StaleFile
@@ -43,7 +44,7 @@ _RECONNECT_EVERY = 2.0  # seconds between attempts once backed off
 _RETRY_FIRST, _RETRY_MAX = 2.0, 60.0  # seconds before retrying nodes a push failed on
 
 
-def _print_event(event: WatchEvent) -> None:
+def _print_event(event: WatchEvent) -> None:  # outside a notebook: a log line
     logger.info("%s", event)
 
 
@@ -97,8 +98,7 @@ class Watch:
     # -- the handle -------------------------------------------------------------------
 
     def start(self) -> Watch:
-        """Start, and return once the first sync is done (or failed), or once :meth:`stop`
-        was called meanwhile (from a signal handler, say)."""
+        """Start; return once the first sync is done (or failed), or :meth:`stop` was called."""
         self._thread.start()
         while not self._ready.wait(0.1) and not self._stop.is_set():
             pass
@@ -120,8 +120,7 @@ class Watch:
         return self._stop.is_set() or not self._thread.is_alive()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the watch ends, or ``timeout`` seconds; raise what ended it, if
-        anything did. True once it ended."""
+        """Block until the watch ends (True), or ``timeout`` seconds; raise what ended it."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._thread.is_alive():
             left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
@@ -135,6 +134,9 @@ class Watch:
     @property
     def client(self) -> Client | None:
         return self._client
+
+    def __repr__(self) -> str:
+        return f"<shipit.Watch {self.root}: {'stopped' if self.stopping else 'watching'}>"
 
     def __enter__(self) -> Watch:
         return self.start() if not self._thread.is_alive() else self
@@ -177,9 +179,8 @@ class Watch:
         return Project(self.config)
 
     def _accepts(self, path: str) -> bool:
-        return (
-            os.path.basename(path) in _CONFIG_FILES or self.project.unit_name_for(path) is not None
-        )
+        name = os.path.basename(path)
+        return name in _CONFIG_FILES or self.project.unit_name_for(path) is not None
 
     def _ship(self, batch: Changes, kind: EventKind = "shipped") -> None:
         try:
@@ -194,7 +195,7 @@ class Watch:
         elif ".gitignore" in names:
             self.project.reload_ignores()
         changed = {Path(p) for p in batch.paths}
-        for path in changed:
+        for path in changed:  # read again, whatever the packer knew
             self.packer.forget(path)
         for _ in range(3):
             if kind == "ready":
@@ -244,6 +245,8 @@ class Watch:
 
     def _after_push(self, the_plan: Plan, again: bool) -> None:
         """What the pushed code needs, installed in the background when that changed."""
+        if again:
+            kernel.look(the_plan.units)  # what this process has loaded of them, from now on
         if self._client is not None and not the_plan.problems:
             self._installs.after_push(self._client, the_plan, again=again)
 
@@ -252,13 +255,12 @@ class Watch:
         the scheduler then brings them to the current version (nothing else is sent)."""
         if not failed:
             self._retry_at, self._retry_delay = None, _RETRY_FIRST
-            return
-        self._retry_at = time.monotonic() + self._retry_delay
-        self._retry_delay = min(self._retry_delay * 2, _RETRY_MAX)
+        else:
+            self._retry_at = time.monotonic() + self._retry_delay
+            self._retry_delay = min(self._retry_delay * 2, _RETRY_MAX)
 
     def _units(self, batch: Changes, names: set[str]) -> tuple[list[Unit], bool]:
-        """The project's units, walked again unless the burst only rewrote files it knows;
-        and whether it did."""
+        """The project's units, walked again unless the burst only rewrote known files (True)."""
         known = self._known
         if (
             known is not None
@@ -309,6 +311,9 @@ class Watch:
 
     def _look_after_connection(self) -> None:
         """On a quiet tick: is the scheduler still there, and does it still run our agent?"""
+        if self._client is not None and self._client.status == "connecting":
+            self._reconnect("the connection broke")  # Dask's client lost it: say so at once
+            return
         try:
             state = self.shipper.agent_state()
         except (OSError, TimeoutError) as e:
@@ -364,7 +369,7 @@ def watch(
     client: Client | str | None = None,
     path: str | Path = ".",
     *,
-    on_event: Callable[[WatchEvent], None] = _print_event,
+    on_event: Callable[[WatchEvent], None] | None = None,
     debounce: float = 0.01,
     n_workers: int | None = None,
     install: bool = True,
@@ -385,6 +390,10 @@ def watch(
         handle = shipit.watch(client, on_event=print)
         handle.stop()
     """
+    if on_event is None:  # in a notebook, one status area; elsewhere, log lines
+        from .display import StatusArea, in_a_kernel
+
+        on_event = StatusArea(Path(path).resolve()) if in_a_kernel() else _print_event
     return Watch(
         client, path, on_event=on_event, debounce=debounce, n_workers=n_workers,
         install=install, restart=restart, **pip,

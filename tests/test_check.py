@@ -6,6 +6,7 @@ from that local folder: no network. The client has 2.0.0; the project imports pa
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -282,9 +283,13 @@ def test_a_sync_makes_the_guard_check_again(local_cluster: Cluster, project: Pro
         project.write("{pkg}/sub.py", "VALUE = 2\n\ndef value():\n    return VALUE\n")
         shipit.sync(client, project.root)
 
+        # This process still runs the old module: its own sub.value() would say 1.
+        with pytest.raises(shipit.VersionMismatch, match=r"runs an older `pkg_\w+\.sub`"):
+            client.submit(sub.value, pure=False)
+        importlib.reload(sub)
+        assert client.submit(sub.value, pure=False).result() == 2 == sub.value()
         assert client.submit(sub.value, pure=False).result() == 2
-        assert client.submit(sub.value, pure=False).result() == 2
-        assert guard.checks == checks + 1  # once after the sync, then the cached verdict
+        assert guard.checks == checks + 2  # after the sync, after the reload, then cached
         assert guard.report is not None
         (code,) = [row for row in guard.report.rows if row.package == project.name]
         assert (code.kind, code.severity, code.workers) == (

@@ -51,7 +51,7 @@ def _node_digests(dask_worker: Any = None, dask_scheduler: Any = None) -> dict[s
     plugin = dask_scheduler.plugins["shipit"] if dask_scheduler is not None else None
     store = plugin.store if plugin is not None else dask_worker._shipit_store
     found: dict[str, Any] = {}
-    for name, unit in store.units.items():
+    for name, unit in list(store.units.items()):  # a copy: a switch may be under way
         files = {}
         for folder, _, names in _os.walk(unit["path"]):
             for file in names:

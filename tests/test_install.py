@@ -31,6 +31,7 @@ import shipit
 from shipit.node import pip as installer
 
 from .helpers import ProcessCluster, Project, dist_project
+from .nodeenvs import wait_until
 
 OLD, NEW, GHOST, LOCAL = "1.0.0", "2.0.0", "3.0.0", "0.3.0"
 NEED, OPT = "1.1.0", "4.0.0"
@@ -564,13 +565,6 @@ def _lines(events: Any, text: str, n: int = 1, since: int = 0, timeout: float = 
         time.sleep(0.05)
 
 
-def _until(condition: Any, timeout: float = 240, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.1)
-
-
 def _value_on(client: Client, worker: str, module: str) -> Any:
     try:
         return _on(client, worker, TASKS.run_of, module).result(timeout=60)
@@ -616,7 +610,7 @@ def test_watch_installs_what_a_saved_import_needs_and_a_plain_save_installs_noth
         with shipit.watch(
             client, project.root, on_event=events, no_index=True, find_links=[str(wheels)]
         ):
-            _until(lambda: installs.runs == 1, what="the first sync's install check")
+            wait_until(lambda: installs.runs == 1, 240, "the first sync's install check")
             assert [_value_on(client, w, "job") for w in workers] == ["no packages"] * 2
             since = events.mark()
 
@@ -628,7 +622,7 @@ def test_watch_installs_what_a_saved_import_needs_and_a_plain_save_installs_noth
             # scheduler's, pinned to the client's version.
             lines = _lines(events, f"installed  needdep=={NEED}  on ", n=2, since=since)
             assert any(f":{tmp_path / 'workers'}  2 nodes (" in line for line in lines), lines
-            _until(lambda: [_value_on(client, w, "job") for w in workers] == [NEED] * 2)
+            wait_until(lambda: [_value_on(client, w, "job") for w in workers] == [NEED] * 2, 240)
             assert installs.runs == 2
 
             since = events.mark()
@@ -636,7 +630,9 @@ def test_watch_installs_what_a_saved_import_needs_and_a_plain_save_installs_noth
                 "job.py", "import needdep\n\n\ndef run():\n    return 'v' + needdep.version()\n"
             )
             events.wait_for("shipped", since)
-            _until(lambda: [_value_on(client, w, "job") for w in workers] == ["v" + NEED] * 2)
+            wait_until(
+                lambda: [_value_on(client, w, "job") for w in workers] == ["v" + NEED] * 2, 240
+            )
             # A new requirement: its install runs after any other (they never overlap), so
             # the count says whether the plain save above ran one.
             shutil.copy(next(built["ghost"].glob("*.whl")), wheels)

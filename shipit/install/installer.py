@@ -138,7 +138,9 @@ class Installer:
         restarts = tuple(restart_stale(self.client, after, timeout)) if restart else needed(after)
         if any(r.status == "restarted" for r in restarts):
             after = check.report(self.client, self.timeout)
-        remaining = tuple(r for r in after.errors if not only_restarts(r, check.wanted))
+        remaining = tuple(
+            r for r in after.errors if r.kind != "loaded" and not only_restarts(r, check.wanted)
+        )  # what pip can fix: not code this process loaded
         skipped = (*skipped, *_installed_nowhere(after))
         seconds = time.perf_counter() - started
         return InstallReport(runs, restarts, skipped, remaining, seconds=seconds)

@@ -112,8 +112,11 @@ class LiveInstalls:
             try:
                 installer = Installer(client, self.options(the_plan), the_plan)
                 report = installer.run(restart=self.restart)
-            except Exception as e:  # the scheduler went, a wheel would not build: say, go on
-                if not self._stopped:
+            except Exception as e:  # a wheel would not build, a node did not answer: say, go on
+                if self._stopped or client.status != "running":
+                    # The scheduler went: the watch says so, and installs again once back.
+                    logger.info("install given up: %s: %s", type(e).__name__, e)
+                else:
                     self.on_line("failed", f"failed     install: {type(e).__name__}: {e}")
                 continue
             if self._stopped:

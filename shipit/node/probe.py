@@ -50,6 +50,8 @@ def probe(
         "units": _units(node),
         # how this worker's install of the cluster's requirements went when it joined
         "joined": _joined(node),
+        # False in a process that also holds a user's objects: its modules are left alone
+        "switches": getattr(getattr(node, "_shipit_store", None), "switching", None),
     }
 
 

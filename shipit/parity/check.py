@@ -7,6 +7,7 @@ the facts in the client, on the scheduler and on every worker; ``shipit.parity.v
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -17,6 +18,7 @@ from distributed import Client
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from .. import kernel
 from ..ask import ask_at_once
 from ..config import DEFAULT_TIMEOUT, Config, load_config
 from ..connection import connect
@@ -24,8 +26,8 @@ from ..errors import ConfigError, ConnectionFailed, VersionMismatch
 from ..node import probe as nodeinfo
 from ..project.discover import Project, Unit
 from ..project.imports import distributions_for, imported_names, optional_names
-from ..project.pack import digest_on_disk
-from ..report import ParityReport
+from ..project.pack import Packer, digest_on_disk
+from ..report import ParityReport, VersionRow
 from .versions import DASK_OPTIONAL, DASK_STACK, Facts, compare
 
 if TYPE_CHECKING:
@@ -81,6 +83,7 @@ class Parity:
         """Read the project again (its imports and the digest of each unit it ships), or
         take them from ``plan``, a :func:`shipit.plan` just made."""
         units = Project(self.config).units() if plan is None else plan.units
+        self.units = tuple(units)
         if plan is not None and plan.imports is not None:
             imports, optional = plan.imports, plan.optional_imports
         else:
@@ -108,6 +111,7 @@ class Parity:
             local, scheduler, workers, self.wanted, severity=self.severity,
             declared=self.declared, optional=self.optional,
         )  # fmt: skip
+        rows = _syntax_advice(rows, self.units) + tuple(loaded_rows(rows, kernel.look(self.units)))
         return ParityReport(
             rows=rows,
             scheduler=str(getattr(client.scheduler, "address", "")),
@@ -212,3 +216,39 @@ def _facts(answer: Any) -> Facts:
     if isinstance(answer, BaseException):
         return {"error": f"{type(answer).__name__}: {answer}"}
     return dict(answer)
+
+
+def loaded_rows(rows: Sequence[VersionRow], stale: Sequence[kernel.Stale]) -> list[VersionRow]:
+    """A row per unit whose modules this process loaded before their files changed, where
+    the cluster runs those files: the client process (a notebook's kernel) runs older code
+    than its tasks do."""
+    found = []
+    for unit in sorted({s.unit for s in stale}):
+        code = next((r for r in rows if r.kind == "code" and r.package == unit), None)
+        if code is None or code.severity != "ok":  # the cluster is not on the files either
+            continue
+        modules = ", ".join(f"`{s.module}`" for s in stale if s.unit == unit)
+        hint = (
+            f"the client process runs an older {modules} than the cluster: reload it "
+            "(`%load_ext shipit` keeps a notebook in step), or restart this process"
+        )
+        found.append(
+            VersionRow(unit, "loaded", "older", code.scheduler, code.workers, "error", hint)
+        )
+    return found
+
+
+def _syntax_advice(rows: Sequence[VersionRow], units: Sequence[Unit]) -> tuple[VersionRow, ...]:
+    """Local edits not shipped because a file does not compile: the row names the file and
+    line (a sync would refuse it), not "run sync"."""
+    by_name = {u.name: u for u in units}
+    advised = []
+    for row in rows:
+        unit = by_name.get(row.package) if row.kind == "code" else None
+        if unit is not None and row.severity == "warning":
+            _, problems = Packer().pack([unit])
+            if problems:
+                hint = f"{problems[0]}: fix it and save; the cluster keeps the last good code"
+                row = dataclasses.replace(row, suggestion=hint)
+        advised.append(row)
+    return tuple(advised)
