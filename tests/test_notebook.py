@@ -124,9 +124,12 @@ client = Client(cluster)
 """
 
 
+@pytest.mark.parametrize("autoreload", [False, True])
 def test_the_magic_watch_keeps_the_kernel_and_the_cluster_on_the_same_code(
-    kernel: Kernel, mypkg: Project
+    kernel: Kernel, mypkg: Project, autoreload: bool
 ) -> None:
+    if autoreload:  # IPython's own, loaded first: the two agree
+        kernel.run("%load_ext autoreload\n%autoreload 2")
     kernel.run("%load_ext shipit\n" + CLUSTER + "from mypkg.model import score\n")
     kernel.run("%shipit watch .")
     kernel.wait_display("last   ready  ")
