@@ -283,11 +283,25 @@ def test_tasks_importing_during_saves_never_fail(cluster: Cluster, project: Proj
 
     def work(n: int) -> int:
         import importlib
+        import sys
 
         total = 0
         for i in range(5):
             module = importlib.import_module(f"{package}.mod{i}")
-            total += module.f()
+            try:
+                total += module.f()
+            except AttributeError as e:  # say what the node held: an empty file, or a module
+                sub = getattr(module, "sub", None)  # not run yet? (seen once, under load)
+                same = sub is sys.modules.get(f"{package}.sub")
+                path = getattr(sub, "__file__", None) or ""
+                try:
+                    with open(path) as f:
+                        text: str | None = f.read()
+                except OSError:
+                    text = None
+                names = sorted(n for n in vars(sub) if not n.startswith("__")) if sub else None
+                said = f"{e}; {path} holds {text!r}; names {names}; in sys.modules: {same}"
+                raise AttributeError(said) from None
         return total
 
     report = shipit.sync(cluster.client, project.root, install=False)

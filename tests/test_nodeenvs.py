@@ -204,7 +204,7 @@ def test_fat_compares_names_case_insensitively_and_has_no_links_or_modes(tmp_pat
             (root / "Mod.py").write_text("")
             os.rename(root / "Mod.py", root / "mod.py")
             assert "mod.py" in os.listdir(root)
-    assert _detached(fat)
+    wait_until(lambda: _detached(fat), 30, "the FUSE mount and loop device to go")
 
 
 def test_exfat_compares_names_case_insensitively_and_has_no_links(tmp_path: Path) -> None:
@@ -217,7 +217,7 @@ def test_exfat_compares_names_case_insensitively_and_has_no_links(tmp_path: Path
         os.rename(root / "Foo.py", root / "foo.py")
         assert os.listdir(root) == ["foo.py"]
         print(f"\n{exfat.driver}: mode after chmod 0o444: {oct(os.stat(root / 'foo.py').st_mode)}")
-    assert _detached(exfat)
+    wait_until(lambda: _detached(exfat), 30, "the FUSE mount and loop device to go")
 
 
 def test_an_image_is_unmounted_and_detached_when_the_test_fails_with_a_file_open(
