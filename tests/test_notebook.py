@@ -250,3 +250,15 @@ def test_reports_show_in_a_notebook_as_the_tables_the_commands_print() -> None:
         report._repr_html_()
         == f"<pre>{report.text().replace('<', '&lt;').replace('>', '&gt;')}</pre>"
     )
+
+
+def test_the_api_watch_in_a_kernel_shows_its_status_area_and_says_when_it_stopped(
+    kernel: Kernel, mypkg: Project
+) -> None:
+    kernel.run(CLUSTER + "import shipit\nh = shipit.watch(client, '.')\n")
+    kernel.wait_display("last   ready  ")
+    mypkg.write("{pkg}/model.py", "def score(x:\n")
+    assert "model.py:1" in kernel.wait_display("error  not shipped")
+    out, _ = kernel.run("h.stop()\nprint(repr(h))")
+    assert f"<shipit.Watch {mypkg.root}: stopped>" in out
+    kernel.wait_display("stopped: later saves are not shipped")
