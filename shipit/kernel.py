@@ -13,7 +13,6 @@ as ``%autoreload`` does), else ``importlib.reload``.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import logging
 import os
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from .project.discover import Unit
+from .project.pack import file_digest
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ _digests: dict[str, tuple[tuple[int, int], str]] = {}  # path -> (size, mtime), 
 _RACY_NS = 2_000_000_000  # a file written this recently is read again every time
 
 
-def _digest(path: str) -> str | None:
+def digest_of(path: str) -> str | None:
     """The sha256 of a file, read again only when its size or mtime changed."""
     try:
         st = os.stat(path)
@@ -55,7 +55,7 @@ def _digest(path: str) -> str | None:
         if known is not None and known[0] == key:
             return known[1]
         with open(path, "rb") as f:
-            digest = hashlib.sha256(f.read()).hexdigest()
+            digest = file_digest(f.read())
     except OSError:
         return None
     if time.time_ns() - st.st_mtime_ns > _RACY_NS:  # else a same-size rewrite could hide
@@ -85,7 +85,7 @@ def look(units: Iterable[Unit]) -> list[Stale]:
     with _lock:
         for name, (unit, module, path) in loaded(units).items():
             spec = id(getattr(module, "__spec__", None))
-            digest = _digest(path)
+            digest = digest_of(path)
             known = _seen.get(name)
             if known is None or known[0] != spec:
                 if digest is not None:

@@ -60,7 +60,7 @@ class _Extension:
         """After a stop, one line the first time a save is not shipped."""
         if not self.stopped_at:
             return
-        changed = [p for p, d in self.stopped_at.items() if kernel._digest(p) != d]
+        changed = [p for p, d in self.stopped_at.items() if kernel.digest_of(p) != d]
         if changed:
             names = ", ".join(Path(p).name for p in changed[:3])
             print(f"shipit: saved since the watch stopped, not shipped: {names}", file=sys.stderr)
@@ -93,7 +93,7 @@ class _Extension:
         units = watch._cached_units
         watch.stop()
         self.stopped_at = {
-            str(u.root / f): kernel._digest(str(u.root / f)) or "" for u in units for f in u.files
+            str(u.root / f): kernel.digest_of(str(u.root / f)) or "" for u in units for f in u.files
         }
 
 

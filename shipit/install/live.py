@@ -96,10 +96,6 @@ class LiveInstalls:
         be called back), and is heard of no more."""
         self._stopped = True
 
-    @property
-    def busy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def _work(self) -> None:
         while True:
             with self._lock:
